@@ -1,0 +1,1 @@
+"""Capture layer: declarations, the actor context, and the flush hooks."""

@@ -1,0 +1,227 @@
+"""``Auditkeeper``: one audit log, its tables and enums, and the sessions it watches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from sqlalchemy import MetaData, Table, event, inspect
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Mapper, Session, scoped_session, sessionmaker
+from sqlalchemy.types import TypeEngine
+
+from ..errors import ConfigurationError, ReadOnlyLogError
+from ..model.ddl import attach_to_metadata, install_statements, install_triggers
+from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_class
+from ..store.catalogue import enum_members, sync_catalogue
+from .recorder import Recorder
+
+__all__ = ["Auditkeeper", "Installation"]
+
+SessionTarget = (
+    Session
+    | type[Session]
+    | sessionmaker[Any]
+    | scoped_session[Any]
+    | AsyncSession
+    | async_sessionmaker[Any]
+)
+
+
+@dataclass
+class Installation:
+    """What ``Auditkeeper.install`` attached; ``uninstall()`` detaches it."""
+
+    keeper: Auditkeeper
+    target: Any
+    listened: Any
+    _restore: Any = None
+
+    def uninstall(self) -> None:
+        """Stop auditing the sessions of this target."""
+        recorder = self.keeper._recorder
+        for name, handler in _handlers(recorder):
+            if event.contains(self.listened, name, handler):
+                event.remove(self.listened, name, handler)
+        if self._restore is not None:
+            self._restore()
+            self._restore = None
+
+
+class Auditkeeper:
+    """One append-only audit log for the application's audited classes.
+
+    ::
+
+        keeper = Auditkeeper(Base.metadata, actions=Action, entity_types=EntityType,
+                             users="users.id")
+        keeper.create_all(engine)      # tables, triggers, catalogue check
+        keeper.install(SessionLocal)   # every flush of these sessions is audited
+
+    ``actions`` and ``entity_types`` are the application's ``IntEnum`` classes; their
+    codes are recorded in a catalogue and may never change meaning. ``users`` is the
+    ``"table.column"`` of the users' key (``ON DELETE SET NULL`` keeps logs when a user
+    is deleted). ``require_actor=True`` refuses to save audited changes made outside
+    ``acting_as(...)`` / ``acting_as_system(...)``.
+    """
+
+    def __init__(
+        self,
+        metadata: MetaData,
+        *,
+        actions: type[IntEnum],
+        entity_types: type[IntEnum],
+        users: str | None = None,
+        user_id_type: TypeEngine[Any] | None = None,
+        table_name: str = "audit_log",
+        schema: str | None = None,
+        require_actor: bool = False,
+    ) -> None:
+        for label, enum in (("actions", actions), ("entity_types", entity_types)):
+            if not (isinstance(enum, type) and issubclass(enum, IntEnum)):
+                raise ConfigurationError(f"{label} must be an IntEnum class, got {enum!r}")
+            enum_members(label, enum)
+        if users is not None and users.count(".") < 1:
+            raise ConfigurationError(
+                f'users must name the key column as "table.column", got {users!r}'
+            )
+        self.actions = actions
+        self.entity_types = entity_types
+        self.tables: AuditTables = build_tables(
+            metadata, name=table_name, users=users, user_id_type=user_id_type, schema=schema
+        )
+        attach_to_metadata(self.tables)
+        self.Entry: type[AuditEntry] = map_entry_class(self.tables.log)
+        entry_mapper: Mapper[Any] = inspect(self.Entry)
+        for name in ("before_insert", "before_update", "before_delete"):
+            event.listen(entry_mapper, name, _refuse_entry_write(name))
+        self._recorder = Recorder(
+            self.tables,
+            actions=actions,
+            entity_types=entity_types,
+            require_actor=require_actor,
+            entry_mapper=entry_mapper,
+        )
+
+    @property
+    def table(self) -> Table:
+        """The Core ``audit_log`` table."""
+        return self.tables.log
+
+    @property
+    def require_actor(self) -> bool:
+        return self._recorder.require_actor
+
+    def __repr__(self) -> str:
+        return (
+            f"<Auditkeeper table={self.table.fullname!r} actions={self.actions.__name__} "
+            f"entity_types={self.entity_types.__name__}>"
+        )
+
+    # -- the database ---------------------------------------------------------------
+
+    def create_all(self, bind: Engine | Connection) -> None:
+        """Create the audit tables and their triggers if missing, and check the catalogue.
+
+        Safe to call at every start: existing tables are kept, triggers are replaced
+        with the current version, and a code whose meaning changed raises
+        ``CatalogueConflict`` before anything is written.
+        """
+        if isinstance(bind, Engine):
+            with bind.begin() as connection:
+                self._create_all(connection)
+        else:
+            self._create_all(bind)
+
+    def _create_all(self, connection: Connection) -> None:
+        for table in (self.tables.log, self.tables.catalogue):
+            if inspect(connection).has_table(table.name, schema=table.schema):
+                # Existing table: bring its triggers to this version.
+                install_triggers(self.tables, connection, only=table)
+            else:
+                table.create(connection)  # its after_create hook installs the triggers
+        sync_catalogue(connection, self.tables, self._recorder.enums())
+
+    def check_catalogue(self, bind: Engine | Connection) -> None:
+        """Raise ``CatalogueConflict`` if an enum code now means something else; record
+        new codes. Call it at application start to refuse to run with renumbered enums."""
+        if isinstance(bind, Engine):
+            with bind.begin() as connection:
+                sync_catalogue(connection, self.tables, self._recorder.enums())
+        else:
+            sync_catalogue(bind, self.tables, self._recorder.enums())
+
+    def trigger_sql(self, dialect_name: str) -> list[str]:
+        """The trigger DDL for ``op.execute`` in an Alembic migration."""
+        from sqlalchemy.dialects import postgresql, sqlite
+
+        dialects = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
+        if dialect_name not in dialects:
+            raise ConfigurationError(
+                f"auditkeeper supports 'sqlite' and 'postgresql', not {dialect_name!r}"
+            )
+        return install_statements(self.tables, dialects[dialect_name])
+
+    # -- sessions ---------------------------------------------------------------------
+
+    def install(self, target: SessionTarget) -> Installation:
+        """Audit every flush of ``target``'s sessions.
+
+        ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session`` class or
+        instance, ``AsyncSession`` or ``async_sessionmaker``. Returns a handle whose
+        ``uninstall()`` stops it.
+        """
+        restore = None
+        listened: Any
+        if isinstance(target, async_sessionmaker):
+            base = target.kw.get("sync_session_class", Session)
+            audited_class = type(f"Audited{base.__name__}", (base,), {})
+            had_key = "sync_session_class" in target.kw
+            target.kw["sync_session_class"] = audited_class
+            listened = audited_class
+
+            def restore() -> None:
+                if had_key:
+                    target.kw["sync_session_class"] = base
+                else:
+                    target.kw.pop("sync_session_class", None)
+
+        elif isinstance(target, AsyncSession):
+            listened = target.sync_session
+        elif isinstance(target, Session | sessionmaker | scoped_session) or (
+            isinstance(target, type) and issubclass(target, Session)
+        ):
+            listened = target
+        else:
+            raise ConfigurationError(
+                "install() takes a sessionmaker, scoped_session, Session class or instance, "
+                f"AsyncSession or async_sessionmaker, got {target!r}"
+            )
+        handlers = _handlers(self._recorder)
+        if any(event.contains(listened, name, handler) for name, handler in handlers):
+            raise ConfigurationError(f"{self!r} is already installed on {target!r}")
+        for name, handler in handlers:
+            event.listen(listened, name, handler)
+        return Installation(self, target, listened, restore)
+
+
+def _handlers(recorder: Recorder) -> list[tuple[str, Any]]:
+    return [
+        ("before_flush", recorder.before_flush),
+        ("after_flush", recorder.after_flush),
+        ("do_orm_execute", recorder.refuse_log_statements),
+    ]
+
+
+def _refuse_entry_write(event_name: str) -> Any:
+    verb = event_name.removeprefix("before_").upper()
+
+    def refuse(mapper: Any, connection: Any, target: Any) -> None:
+        raise ReadOnlyLogError(
+            f"{verb} of audit log entries is refused: logs are written by auditkeeper only "
+            "and never change"
+        )
+
+    return refuse

@@ -1,0 +1,222 @@
+"""What to record for one mapped class, resolved once from its mapper and declaration."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import uuid
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, Numeric, String, Time, Uuid
+from sqlalchemy.orm import Mapper
+from sqlalchemy.types import TypeEngine
+
+from ..errors import ConfigurationError
+from .declaration import Audited, column_options, declaration_of, is_secret_name
+
+__all__ = ["AuditedColumn", "ClassPlan", "build_plan", "coerce"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditedColumn:
+    """One column that reaches the log."""
+
+    key: str
+    """The mapped attribute."""
+    name: str
+    """The table column, used as the key in the stored documents."""
+    column: Column[Any]
+    redact: bool
+    volatile: bool
+    """Set by the flush itself (``onupdate`` / ``server_onupdate``): its old value must be
+    read before the flush overwrites it."""
+
+
+@dataclass(frozen=True, slots=True)
+class ClassPlan:
+    """Everything the flush hook needs to turn an instance of one class into audit rows."""
+
+    class_name: str
+    entity_type: int
+    create: int | None
+    update: int | None
+    delete: int | None
+    on_change: tuple[tuple[frozenset[str], int], ...]
+    columns: tuple[AuditedColumn, ...]
+    primary_key: tuple[AuditedColumn, ...]
+    integer_key: bool
+    volatile: tuple[AuditedColumn, ...]
+
+    def update_action(self, changed: dict[str, Any]) -> int | None:
+        """The domain action whose fields changed, else the update action."""
+        for fields, action in self.on_change:
+            if not fields.isdisjoint(changed):
+                return action
+        return self.update
+
+
+def build_plan(
+    mapper: Mapper[Any],
+    *,
+    actions: type[IntEnum],
+    entity_types: type[IntEnum],
+) -> ClassPlan | None:
+    """The plan for ``mapper``'s class, or None when the class is not audited."""
+    declaration = declaration_of(mapper.class_)
+    if declaration is None:
+        return None
+    cls = mapper.class_.__name__
+    _check_enum(cls, "entity_type", declaration.entity_type, entity_types)
+    for verb in ("create", "update", "delete"):
+        value = getattr(declaration, verb)
+        if value is not None:
+            _check_enum(cls, verb, value, actions)
+    for domain in declaration.on_change:
+        _check_enum(cls, "on_change", domain.action, actions)
+
+    table_columns = _table_columns(mapper)
+    known = {name for name, _ in table_columns.values()} | set(table_columns)
+    for option, names in (("exclude", declaration.exclude), ("redact", declaration.redact)):
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise ConfigurationError(
+                f"@audited {option}= on {cls} names unknown columns {unknown}; "
+                f"its columns are {sorted(known)}"
+            )
+    columns = tuple(_audited_columns(declaration, table_columns))
+    names = {c.name for c in columns} | {c.key for c in columns}
+    for domain in declaration.on_change:
+        unknown = sorted(domain.fields - names)
+        if unknown:
+            raise ConfigurationError(
+                f"on_change({', '.join(sorted(domain.fields))}) on {cls} names columns that are "
+                f"not audited: {unknown}"
+            )
+    by_column = {c.column: c for c in columns}
+    primary_key = []
+    for pk_column in mapper.primary_key:
+        audited_pk = by_column.get(pk_column)
+        if audited_pk is None:
+            prop = mapper.get_property_by_column(pk_column)
+            audited_pk = AuditedColumn(prop.key, pk_column.name, pk_column, False, False)
+        primary_key.append(audited_pk)
+    integer_key = len(primary_key) == 1 and _is_integer(primary_key[0].column.type)
+    return ClassPlan(
+        class_name=cls,
+        entity_type=int(declaration.entity_type),
+        create=_code(declaration.create),
+        update=_code(declaration.update),
+        delete=_code(declaration.delete),
+        on_change=tuple(
+            (frozenset(_column_name(f, columns) for f in d.fields), int(d.action))
+            for d in declaration.on_change
+        ),
+        columns=columns,
+        primary_key=tuple(primary_key),
+        integer_key=integer_key,
+        volatile=tuple(c for c in columns if c.volatile),
+    )
+
+
+def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
+    """``value`` as the column will store it, so that ``"10.00"`` set on a Numeric column
+    compares equal to the ``Decimal("10.00")`` it replaced. Unknown cases pass through."""
+    if value is None:
+        return None
+    try:
+        if isinstance(type_, Boolean):
+            return value if isinstance(value, bool) else bool(value) if value in (0, 1) else value
+        if isinstance(type_, Integer):
+            if isinstance(value, bool) or isinstance(value, int):
+                return value
+            if isinstance(value, str | decimal.Decimal) or (
+                isinstance(value, float) and value.is_integer()
+            ):
+                return int(value)
+            return value
+        if isinstance(type_, Float):
+            return float(value) if isinstance(value, int | str | decimal.Decimal) else value
+        if isinstance(type_, Numeric):
+            if isinstance(value, decimal.Decimal):
+                return value
+            if isinstance(value, int | str) or isinstance(value, float):
+                number = decimal.Decimal(str(value))
+                scale = type_.scale
+                return number.quantize(decimal.Decimal(1).scaleb(-scale)) if scale else number
+            return value
+        if isinstance(type_, DateTime) and isinstance(value, str):
+            return dt.datetime.fromisoformat(value)
+        if isinstance(type_, Date) and isinstance(value, str):
+            return dt.date.fromisoformat(value)
+        if isinstance(type_, Time) and isinstance(value, str):
+            return dt.time.fromisoformat(value)
+        if isinstance(type_, Uuid) and isinstance(value, str):
+            return uuid.UUID(value)
+        if isinstance(type_, String) and isinstance(value, int | decimal.Decimal) and not isinstance(
+            value, bool
+        ):
+            return str(value)
+    except (ValueError, ArithmeticError, TypeError):
+        return value
+    return value
+
+
+def _code(member: IntEnum | None) -> int | None:
+    return None if member is None else int(member)
+
+
+def _check_enum(cls: str, option: str, member: IntEnum, enum: type[IntEnum]) -> None:
+    if not isinstance(member, enum):
+        raise ConfigurationError(
+            f"@audited {option}= on {cls} is {member!r}, which is not a member of "
+            f"{enum.__name__}, the enum this audit log was configured with"
+        )
+
+
+def _table_columns(mapper: Mapper[Any]) -> dict[str, tuple[str, Column[Any]]]:
+    """``{attribute key: (column name, column)}`` of the mapper's table-backed columns."""
+    found: dict[str, tuple[str, Column[Any]]] = {}
+    tables = set(mapper.tables)
+    for prop in mapper.column_attrs:
+        column = prop.columns[0]
+        if isinstance(column, Column) and column.table in tables:
+            found[prop.key] = (column.name, column)
+    return found
+
+
+def _audited_columns(
+    declaration: Audited, table_columns: dict[str, tuple[str, Column[Any]]]
+) -> list[AuditedColumn]:
+    seen: set[str] = set()
+    result = []
+    for key, (name, column) in table_columns.items():
+        if name in seen:
+            continue
+        seen.add(name)
+        options = column_options(column.info)
+        if options.exclude or key in declaration.exclude or name in declaration.exclude:
+            continue
+        if options.redact is not None:
+            redact = options.redact
+        elif key in declaration.redact or name in declaration.redact:
+            redact = True
+        else:
+            redact = not isinstance(column.type, Boolean) and (
+                is_secret_name(name) or is_secret_name(key)
+            )
+        volatile = column.onupdate is not None or column.server_onupdate is not None
+        result.append(AuditedColumn(key, name, column, redact, volatile))
+    return result
+
+
+def _column_name(field: str, columns: tuple[AuditedColumn, ...]) -> str:
+    for column in columns:
+        if field in (column.key, column.name):
+            return column.name
+    return field
+
+
+def _is_integer(type_: TypeEngine[Any]) -> bool:
+    return isinstance(type_, Integer)

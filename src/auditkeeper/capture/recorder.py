@@ -1,0 +1,337 @@
+"""The flush hooks: turn what a flush inserted, updated and deleted into audit rows.
+
+``before_flush`` keeps the old values that the flush itself would overwrite (``onupdate``
+columns) or that were never loaded; ``after_flush`` builds the documents once primary
+keys and server defaults are known, and writes every row of the flush with one
+statement on the flush's connection, inside its transaction. An error anywhere raises,
+and SQLAlchemy rolls the flush back: no change is saved without its log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import threading
+import uuid
+import weakref
+from collections import defaultdict
+from enum import IntEnum
+from typing import Any
+
+from sqlalchemy import Column, select, tuple_
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import InstanceState, Mapper, ORMExecuteState, Session, UOWTransaction
+from sqlalchemy.orm.attributes import NO_VALUE, instance_state
+
+from ..errors import ActorError, ReadOnlyLogError
+from ..model import values
+from ..model.tables import AuditTables
+from ..store.catalogue import sync_catalogue
+from ..store.writer import write_rows
+from .context import Actor, current_actor
+from .declaration import REDACTED
+from .plan import ClassPlan, build_plan, coerce
+
+__all__ = ["Recorder"]
+
+_STASH = "auditkeeper.stash"
+_TRANSACTION = "auditkeeper.transaction"
+_MISSING: Any = NO_VALUE
+
+_Values = dict[str, Any]
+
+
+class Recorder:
+    """Session event handlers bound to one audit log's tables and enums."""
+
+    def __init__(
+        self,
+        tables: AuditTables,
+        *,
+        actions: type[IntEnum],
+        entity_types: type[IntEnum],
+        require_actor: bool,
+        entry_mapper: Mapper[Any],
+    ) -> None:
+        self.tables = tables
+        self.actions = actions
+        self.entity_types = entity_types
+        self.require_actor = require_actor
+        self.entry_mapper = entry_mapper
+        self._plans: dict[Mapper[Any], ClassPlan | None] = {}
+        self._verified: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._lock = threading.Lock()
+
+    # -- declarations -------------------------------------------------------------
+
+    def plan_for(self, mapper: Mapper[Any]) -> ClassPlan | None:
+        """The (cached) plan of a mapper's class; None when it is not audited."""
+        try:
+            return self._plans[mapper]
+        except KeyError:
+            pass
+        plan = build_plan(mapper, actions=self.actions, entity_types=self.entity_types)
+        with self._lock:
+            self._plans[mapper] = plan
+        return plan
+
+    def enums(self) -> dict[str, type[IntEnum]]:
+        return {"action": self.actions, "entity_type": self.entity_types}
+
+    # -- hooks ----------------------------------------------------------------------
+
+    def before_flush(self, session: Session, flush_context: UOWTransaction, instances: Any) -> None:
+        stash: dict[InstanceState[Any], _Values] = {}
+        to_load: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
+        for obj in itertools.chain(session.dirty, session.deleted):
+            state = instance_state(obj)
+            plan = self.plan_for(state.mapper)
+            if plan is None:
+                continue
+            saved = {c.key: state.dict[c.key] for c in plan.volatile if c.key in state.dict}
+            if saved:
+                stash[state] = saved
+            committed = state.committed_state
+            if any(
+                c.key not in state.dict or committed.get(c.key) is NO_VALUE for c in plan.columns
+            ):
+                to_load[state.mapper].append(state)
+        for mapper, states in to_load.items():
+            plan = self.plan_for(mapper)
+            if plan is not None:
+                loaded = _load_columns(session.connection(bind_arguments={"mapper": mapper}), plan, states)
+                for state, row in loaded.items():
+                    stash.setdefault(state, {}).update(
+                        {k: v for k, v in row.items() if k not in stash.get(state, {})}
+                    )
+        session.info[_STASH] = stash
+
+    def after_flush(self, session: Session, flush_context: UOWTransaction) -> None:
+        stash: dict[InstanceState[Any], _Values] = session.info.pop(_STASH, {})
+        changes: list[tuple[ClassPlan, InstanceState[Any], str]] = []
+        for state, (is_delete, list_only) in flush_context.states.items():
+            if list_only:
+                continue
+            plan = self.plan_for(state.mapper)
+            if plan is None:
+                continue
+            if is_delete:
+                verb = "delete"
+            elif state.key is None:
+                verb = "create"
+            else:
+                verb = "update"
+            if getattr(plan, verb) is None and not (verb == "update" and plan.on_change):
+                continue
+            changes.append((plan, state, verb))
+        if not changes:
+            return
+        loaded_after = self._load_unloaded(session, changes)
+        rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]] = defaultdict(list)
+        for plan, state, verb in changes:
+            row = _row(plan, state, verb, stash.get(state, {}), loaded_after.get(state, {}))
+            if row is not None:
+                rows_by_mapper[state.mapper].append(row)
+        if not rows_by_mapper:
+            return
+        actor = current_actor()
+        if actor is None and self.require_actor:
+            classes = sorted({m.class_.__name__ for m in rows_by_mapper})
+            raise ActorError(
+                f"no actor is set for changes to {', '.join(classes)}, and this audit log "
+                "requires one (require_actor=True): wrap the work in "
+                "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
+            )
+        stamp = _actor_columns(actor) | {
+            "transaction_id": _transaction_id(session),
+            "created_at": dt.datetime.now(dt.UTC),
+        }
+        by_connection: dict[Connection, list[dict[str, Any]]] = {}
+        for mapper, rows in rows_by_mapper.items():
+            connection = session.connection(bind_arguments={"mapper": mapper})
+            by_connection.setdefault(connection, []).extend(rows)
+        for connection, rows in by_connection.items():
+            self._verify_catalogue(connection)
+            for row in rows:
+                row.update(stamp)
+            write_rows(connection, self.tables.log, rows)
+
+    def refuse_log_statements(self, state: ORMExecuteState) -> None:
+        """``do_orm_execute``: bulk UPDATE/DELETE of the log class never reach the database."""
+        if (state.is_update or state.is_delete) and state.bind_mapper is self.entry_mapper:
+            verb = "UPDATE" if state.is_update else "DELETE"
+            raise ReadOnlyLogError(f"{verb} of audit log entries is refused: logs are append-only")
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _verify_catalogue(self, connection: Connection) -> None:
+        engine = connection.engine
+        if engine in self._verified:
+            return
+        if sync_catalogue(connection, self.tables, self.enums()) == 0:
+            # Only once nothing had to be added: added rows commit with this transaction,
+            # or not at all, and must then be added again.
+            self._verified.add(engine)
+
+    def _load_unloaded(
+        self, session: Session, changes: list[tuple[ClassPlan, InstanceState[Any], str]]
+    ) -> dict[InstanceState[Any], _Values]:
+        """Columns the database filled in (server defaults) and did not hand back."""
+        pending: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
+        for plan, state, verb in changes:
+            if verb != "delete" and any(c.key not in state.dict for c in plan.columns):
+                pending[state.mapper].append(state)
+        loaded: dict[InstanceState[Any], _Values] = {}
+        for mapper, states in pending.items():
+            plan = self.plan_for(mapper)
+            if plan is not None:
+                connection = session.connection(bind_arguments={"mapper": mapper})
+                loaded.update(_load_columns(connection, plan, states))
+        return loaded
+
+
+def _load_columns(
+    connection: Connection, plan: ClassPlan, states: list[InstanceState[Any]]
+) -> dict[InstanceState[Any], _Values]:
+    """One SELECT of every audited column of ``states``, by primary key."""
+    pk_columns: list[Column[Any]] = [c.column for c in plan.primary_key]
+    by_key: dict[tuple[Any, ...], InstanceState[Any]] = {}
+    for state in states:
+        key = tuple(_pk_value(state, c.key) for c in plan.primary_key)
+        by_key[key] = state
+    columns = [c.column for c in plan.columns]
+    if len(pk_columns) == 1:
+        condition = pk_columns[0].in_([k[0] for k in by_key])
+    else:
+        condition = tuple_(*pk_columns).in_(list(by_key))
+    statement = select(*pk_columns, *columns).where(condition)
+    result: dict[InstanceState[Any], _Values] = {}
+    width = len(pk_columns)
+    for row in connection.execute(statement):
+        state = by_key.get(tuple(row[:width]))
+        if state is not None:
+            result[state] = {c.key: value for c, value in zip(plan.columns, row[width:], strict=True)}
+    return result
+
+
+def _pk_value(state: InstanceState[Any], key: str) -> Any:
+    committed = state.committed_state.get(key, NO_VALUE)
+    if committed is not NO_VALUE:
+        return committed
+    return state.dict.get(key)
+
+
+def _row(
+    plan: ClassPlan,
+    state: InstanceState[Any],
+    verb: str,
+    stashed: _Values,
+    loaded: _Values,
+) -> dict[str, Any] | None:
+    """The audit row of one instance's change, or None when nothing audited changed."""
+    current_values = state.dict
+    committed = state.committed_state
+    previous: dict[str, Any] = {}
+    current: dict[str, Any] = {}
+    difference: dict[str, list[Any]] = {}
+    for column in plan.columns:
+        key = column.key
+        new = current_values.get(key, _MISSING)
+        if new is _MISSING:
+            new = loaded.get(key, stashed.get(key))
+        old = committed.get(key, _MISSING)
+        if old is _MISSING:
+            old = stashed.get(key, new)
+        elif old is NO_VALUE:
+            old = stashed.get(key)
+        column_type = column.column.type
+        new_json = values.to_json_value(coerce(new, column_type))
+        old_json = values.to_json_value(coerce(old, column_type))
+        changed = old_json != new_json or type(old_json) is not type(new_json)
+        if column.redact:
+            new_json = None if new_json is None else REDACTED
+            old_json = None if old_json is None else REDACTED
+        name = column.name
+        previous[name] = old_json
+        current[name] = new_json
+        if verb == "create":
+            if new_json is not None:
+                difference[name] = [None, new_json]
+        elif verb == "delete":
+            if old_json is not None:
+                difference[name] = [old_json, None]
+        elif changed:
+            difference[name] = [old_json, new_json]
+    if verb == "update":
+        action = plan.update_action(difference) if difference else None
+    else:
+        action = getattr(plan, verb)
+    if action is None:
+        return None
+    number_identifier, entity_key = _identify(plan, state, verb)
+    return {
+        "action": action,
+        "entity_type": plan.entity_type,
+        "number_identifier": number_identifier,
+        "entity_key": entity_key,
+        "changed_objects": {
+            "previous": None if verb == "create" else previous,
+            "current": None if verb == "delete" else current,
+            "difference": difference,
+        },
+    }
+
+
+def _identify(
+    plan: ClassPlan, state: InstanceState[Any], verb: str
+) -> tuple[int | None, str | None]:
+    """``(number_identifier, entity_key)``: integer keys as numbers, others as text."""
+    if verb == "delete":
+        raw = [_pk_value(state, column.key) for column in plan.primary_key]
+    else:
+        raw = [state.dict.get(column.key) for column in plan.primary_key]
+    if plan.integer_key:
+        return (None if raw[0] is None else int(raw[0])), None
+    encoded = [values.to_json_value(v) for v in raw]
+    if len(encoded) == 1 and isinstance(encoded[0], str):
+        return None, encoded[0]
+    if len(encoded) == 1:
+        return None, values.dumps(encoded[0])
+    return None, values.dumps(encoded)
+
+
+def _actor_columns(actor: Actor | None) -> dict[str, Any]:
+    if actor is None:
+        return {
+            "user_id": None,
+            "user_email": None,
+            "is_impersonated": False,
+            "impersonator_user_id": None,
+            "impersonator_email": None,
+            "tenant_id": None,
+            "reason": None,
+            "context": None,
+        }
+    return {
+        "user_id": actor.user_id,
+        "user_email": actor.email,
+        "is_impersonated": actor.is_impersonated,
+        "impersonator_user_id": actor.impersonator_user_id,
+        "impersonator_email": actor.impersonator_email,
+        "tenant_id": actor.tenant_id,
+        "reason": actor.reason,
+        "context": None if actor.context is None else values.to_json_value(dict(actor.context)),
+    }
+
+
+def _transaction_id(session: Session) -> uuid.UUID:
+    """One id per root transaction of the session: per committed unit of work."""
+    root = session.get_transaction()
+    held = session.info.get(_TRANSACTION)
+    if held is not None and held[0]() is root:
+        txid: uuid.UUID = held[1]
+        return txid
+    txid = uuid.uuid4()
+    session.info[_TRANSACTION] = (weakref.ref(root) if root is not None else lambda: None, txid)
+    return txid
+

@@ -1,0 +1,1 @@
+"""Model layer: the audit tables, their column types, value encoding and DDL."""

@@ -1,0 +1,94 @@
+"""Turning column values into JSON without losing their meaning.
+
+The rules (DESIGN.md, "The audit-log record"): datetimes and dates as ISO-8601 (with
+their offset when they have one), Decimal as a string with every digit, UUID as a
+string, enums by value, bytes as base64, JSON values as they are. Nothing is truncated
+and nothing is silently dropped: a value that JSON cannot hold raises ``CaptureError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import enum
+import json
+import math
+import uuid
+from typing import Any
+
+import orjson
+
+from ..errors import CaptureError
+
+__all__ = ["dumps", "loads", "to_json_value"]
+
+_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
+_NATIVE = frozenset({str, int, bool, type(None)})
+
+
+def to_json_value(value: Any) -> Any:
+    """Return ``value`` as a JSON-native Python value (str, int, float, bool, None, list, dict)."""
+    if type(value) in _NATIVE:
+        return value
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, enum.Enum):
+        return to_json_value(value.value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    if isinstance(value, bytes | bytearray | memoryview):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, dt.timedelta):
+        return value.total_seconds()
+    if isinstance(value, dict):
+        return {_json_key(k): to_json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
+        return [to_json_value(v) for v in items]
+    raise CaptureError(
+        f"cannot store a value of type {type(value).__name__} in the audit log: {value!r}. "
+        "Use a column type whose Python values are JSON-friendly, or exclude the column."
+    )
+
+
+def _json_key(key: Any) -> str:
+    if isinstance(key, str):
+        return key
+    converted = to_json_value(key)
+    return converted if isinstance(converted, str) else json.dumps(converted)
+
+
+def _default(value: Any) -> Any:
+    converted = to_json_value(value)
+    if converted is value:  # pragma: no cover - orjson only calls us for foreign types
+        raise TypeError(f"unsupported value {value!r}")
+    return converted
+
+
+def dumps(document: Any) -> str:
+    """Encode a document already made of ``to_json_value`` results (or plain JSON) as text."""
+    try:
+        return orjson.dumps(document, default=_default, option=_OPTIONS).decode("utf-8")
+    except orjson.JSONEncodeError as error:
+        if "Integer exceeds 64-bit range" in str(error):
+            # JSON itself has no integer limit; orjson does. Keep every digit.
+            return json.dumps(document, ensure_ascii=False, default=_default, allow_nan=False)
+        raise CaptureError(f"cannot encode an audit document as JSON: {error}") from error
+
+
+def loads(text: str | bytes) -> Any:
+    """Decode a stored document."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        # Integers beyond 64 bits, which orjson refuses but JSON allows.
+        return json.loads(text)

@@ -1,0 +1,1 @@
+"""Store layer: writing audit rows and keeping the catalogue of codes."""
