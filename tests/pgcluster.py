@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["PostgresUnavailable", "throwaway_cluster"]
+__all__ = ["PostgresUnavailableError", "throwaway_cluster"]
 
 _SEARCH = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/17/bin"]
 
 
-class PostgresUnavailable(RuntimeError):
+class PostgresUnavailableError(RuntimeError):
     """PostgreSQL could not be started here: the tests that need it must fail."""
 
 
@@ -33,7 +33,7 @@ def _bin(name: str) -> str:
             return str(candidate)
     found = shutil.which(name)
     if found is None:
-        raise PostgresUnavailable(
+        raise PostgresUnavailableError(
             f"{name} not found: install PostgreSQL 15 (apt-get install postgresql-15)"
         )
     return found
@@ -62,27 +62,47 @@ def throwaway_cluster(*, fsync: bool = False) -> Iterator[str]:
     data = folder / "data"
     port = _free_port()
     initdb = _run(
-        [_bin("initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-         "--locale=C.UTF-8"],
+        [
+            _bin("initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        ],
         as_user,
     )
     if initdb.returncode != 0:
         shutil.rmtree(folder, ignore_errors=True)
-        raise PostgresUnavailable(f"initdb failed: {initdb.stderr.strip()}")
+        raise PostgresUnavailableError(f"initdb failed: {initdb.stderr.strip()}")
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
         f"-c fsync={'on' if fsync else 'off'} -c synchronous_commit={'on' if fsync else 'off'} "
         "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
     )
     start = _run(
-        [_bin("pg_ctl"), "-D", str(data), "-l", str(folder / "log"), "-o", options, "-w",
-         "-t", "60", "start"],
+        [
+            _bin("pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(folder / "log"),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ],
         as_user,
     )
     if start.returncode != 0:
         log = (folder / "log").read_text() if (folder / "log").exists() else ""
         shutil.rmtree(folder, ignore_errors=True)
-        raise PostgresUnavailable(f"pg_ctl start failed: {start.stderr.strip()} {log[-2000:]}")
+        raise PostgresUnavailableError(f"pg_ctl start failed: {start.stderr.strip()} {log[-2000:]}")
     try:
         _wait_ready(port)
         yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
@@ -97,4 +117,4 @@ def _wait_ready(port: int) -> None:
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 1):
             return
         time.sleep(0.1)
-    raise PostgresUnavailable(f"PostgreSQL did not accept connections on port {port}")
+    raise PostgresUnavailableError(f"PostgreSQL did not accept connections on port {port}")

@@ -4,7 +4,7 @@
 
     AuditkeeperError
     ├── ConfigurationError       a declaration or an option is wrong
-    │   └── CatalogueConflict    an enum code now means something else than in the log
+    │   └── CatalogueConflictError    an enum code now means something else than in the log
     ├── ActorError               the actor context is missing (strict mode) or invalid
     ├── CaptureError             a change could not be turned into an audit row
     ├── ReadOnlyLogError         something tried to change or delete a stored log row
@@ -19,7 +19,7 @@ __all__ = [
     "ActorError",
     "AuditkeeperError",
     "CaptureError",
-    "CatalogueConflict",
+    "CatalogueConflictError",
     "ConfigurationError",
     "ReadOnlyLogError",
     "StoreError",
@@ -34,7 +34,7 @@ class ConfigurationError(AuditkeeperError):
     """A declaration, an option or the database set-up is wrong."""
 
 
-class CatalogueConflict(ConfigurationError):
+class CatalogueConflictError(ConfigurationError):
     """An action or entity-type code now means something else than in existing logs."""
 
     def __init__(

@@ -171,7 +171,7 @@ def _check_text(name: str, value: object, limit: int | None) -> None:
 
 
 def _check_id(name: str, value: object) -> None:
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return
     if isinstance(value, float) and not math.isfinite(value):
         raise ActorError(f"{name} must be a finite id, got {value!r}")

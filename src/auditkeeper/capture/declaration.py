@@ -17,6 +17,7 @@ create). Per column, ``info=audit_column(...)`` excludes or redacts it.
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -80,7 +81,7 @@ def is_secret_name(name: str, words: frozenset[str] = DEFAULT_SECRET_WORDS) -> b
     parts = [part.lower() for part in _WORDS.findall(name)]
     if any(part in words for part in parts):
         return True
-    return any(pair in _PAIRS for pair in zip(parts, parts[1:], strict=False))
+    return any(pair in _PAIRS for pair in itertools.pairwise(parts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +148,12 @@ class Audited:
                     f"{verb} must be a member of the application's actions IntEnum or None, "
                     f"got {value!r}"
                 )
-        if self.create is None and self.update is None and self.delete is None and not self.on_change:
+        if (
+            self.create is None
+            and self.update is None
+            and self.delete is None
+            and not self.on_change
+        ):
             raise ConfigurationError(
                 f"audited entity type {self.entity_type!r} declares no action: give at least "
                 "one of create=, update=, delete= or on_change="
@@ -181,7 +187,7 @@ def audited(
     )
 
     def decorate(cls: T) -> T:
-        cls.__audited__ = declaration
+        setattr(cls, "__audited__", declaration)  # noqa: B010 - T is any class
         return cls
 
     return decorate

@@ -7,7 +7,7 @@ from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import MetaData, Table, event, inspect
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapper, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeEngine
@@ -127,7 +127,7 @@ class Auditkeeper:
 
         Safe to call at every start: existing tables are kept, triggers are replaced
         with the current version, and a code whose meaning changed raises
-        ``CatalogueConflict`` before anything is written.
+        ``CatalogueConflictError`` before anything is written.
         """
         if isinstance(bind, Engine):
             with bind.begin() as connection:
@@ -145,7 +145,7 @@ class Auditkeeper:
         sync_catalogue(connection, self.tables, self._recorder.enums())
 
     def check_catalogue(self, bind: Engine | Connection) -> None:
-        """Raise ``CatalogueConflict`` if an enum code now means something else; record
+        """Raise ``CatalogueConflictError`` if an enum code now means something else; record
         new codes. Call it at application start to refuse to run with renumbered enums."""
         if isinstance(bind, Engine):
             with bind.begin() as connection:
@@ -157,7 +157,10 @@ class Auditkeeper:
         """The trigger DDL for ``op.execute`` in an Alembic migration."""
         from sqlalchemy.dialects import postgresql, sqlite
 
-        dialects = {"postgresql": postgresql.dialect(), "sqlite": sqlite.dialect()}
+        dialects: dict[str, Dialect] = {
+            "postgresql": postgresql.dialect(),  # type: ignore[no-untyped-call]
+            "sqlite": sqlite.dialect(),
+        }
         if dialect_name not in dialects:
             raise ConfigurationError(
                 f"auditkeeper supports 'sqlite' and 'postgresql', not {dialect_name!r}"

@@ -60,7 +60,9 @@ class ActorMiddleware:
 
 
 def _with_request_context(actor: Actor, scope: Scope) -> Actor:
-    headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
+    headers = {
+        k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
+    }
     request: dict[str, Any] = {}
     client = scope.get("client")
     if client:

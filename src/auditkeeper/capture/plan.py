@@ -86,7 +86,7 @@ def build_plan(
                 f"its columns are {sorted(known)}"
             )
     columns = tuple(_audited_columns(declaration, table_columns))
-    names = {c.name for c in columns} | {c.key for c in columns}
+    names = frozenset(c.name for c in columns) | frozenset(c.key for c in columns)
     for domain in declaration.on_change:
         unknown = sorted(domain.fields - names)
         if unknown:
@@ -97,6 +97,8 @@ def build_plan(
     by_column = {c.column: c for c in columns}
     primary_key = []
     for pk_column in mapper.primary_key:
+        if not isinstance(pk_column, Column):
+            raise ConfigurationError(f"{cls} has a primary key that is not a table column")
         audited_pk = by_column.get(pk_column)
         if audited_pk is None:
             prop = mapper.get_property_by_column(pk_column)
@@ -129,7 +131,7 @@ def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
         if isinstance(type_, Boolean):
             return value if isinstance(value, bool) else bool(value) if value in (0, 1) else value
         if isinstance(type_, Integer):
-            if isinstance(value, bool) or isinstance(value, int):
+            if isinstance(value, int):
                 return value
             if isinstance(value, str | decimal.Decimal) or (
                 isinstance(value, float) and value.is_integer()
@@ -141,7 +143,7 @@ def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
         if isinstance(type_, Numeric):
             if isinstance(value, decimal.Decimal):
                 return value
-            if isinstance(value, int | str) or isinstance(value, float):
+            if isinstance(value, int | str | float):
                 number = decimal.Decimal(str(value))
                 scale = type_.scale
                 return number.quantize(decimal.Decimal(1).scaleb(-scale)) if scale else number
@@ -154,8 +156,10 @@ def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
             return dt.time.fromisoformat(value)
         if isinstance(type_, Uuid) and isinstance(value, str):
             return uuid.UUID(value)
-        if isinstance(type_, String) and isinstance(value, int | decimal.Decimal) and not isinstance(
-            value, bool
+        if (
+            isinstance(type_, String)
+            and isinstance(value, int | decimal.Decimal)
+            and not isinstance(value, bool)
         ):
             return str(value)
     except (ValueError, ArithmeticError, TypeError):

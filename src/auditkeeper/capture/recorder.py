@@ -21,7 +21,8 @@ from typing import Any
 from sqlalchemy import Column, select, tuple_
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import InstanceState, Mapper, ORMExecuteState, Session, UOWTransaction
-from sqlalchemy.orm.attributes import NO_VALUE, instance_state
+from sqlalchemy.orm.attributes import instance_state
+from sqlalchemy.orm.base import NO_VALUE
 
 from ..errors import ActorError, ReadOnlyLogError
 from ..model import values
@@ -99,7 +100,9 @@ class Recorder:
         for mapper, states in to_load.items():
             plan = self.plan_for(mapper)
             if plan is not None:
-                loaded = _load_columns(session.connection(bind_arguments={"mapper": mapper}), plan, states)
+                loaded = _load_columns(
+                    session.connection(bind_arguments={"mapper": mapper}), plan, states
+                )
                 for state, row in loaded.items():
                     stash.setdefault(state, {}).update(
                         {k: v for k, v in row.items() if k not in stash.get(state, {})}
@@ -183,10 +186,10 @@ class Recorder:
                 pending[state.mapper].append(state)
         loaded: dict[InstanceState[Any], _Values] = {}
         for mapper, states in pending.items():
-            plan = self.plan_for(mapper)
-            if plan is not None:
+            mapper_plan = self.plan_for(mapper)
+            if mapper_plan is not None:
                 connection = session.connection(bind_arguments={"mapper": mapper})
-                loaded.update(_load_columns(connection, plan, states))
+                loaded.update(_load_columns(connection, mapper_plan, states))
         return loaded
 
 
@@ -208,9 +211,11 @@ def _load_columns(
     result: dict[InstanceState[Any], _Values] = {}
     width = len(pk_columns)
     for row in connection.execute(statement):
-        state = by_key.get(tuple(row[:width]))
-        if state is not None:
-            result[state] = {c.key: value for c, value in zip(plan.columns, row[width:], strict=True)}
+        found = by_key.get(tuple(row[:width]))
+        if found is not None:
+            result[found] = {
+                c.key: value for c, value in zip(plan.columns, row[width:], strict=True)
+            }
     return result
 
 
@@ -334,4 +339,3 @@ def _transaction_id(session: Session) -> uuid.UUID:
     txid = uuid.uuid4()
     session.info[_TRANSACTION] = (weakref.ref(root) if root is not None else lambda: None, txid)
     return txid
-

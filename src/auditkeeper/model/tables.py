@@ -39,26 +39,25 @@ __all__ = [
     "CatalogueKind",
     "build_tables",
     "map_entry_class",
-    "utc_now",
+    "UtcNow",
 ]
 
 
-
-class utc_now(FunctionElement[dt.datetime]):
+class UtcNow(FunctionElement[dt.datetime]):
     """The database's current time, stored as ``created_at`` stores it on each dialect."""
 
     type = UTCDateTime()
     inherit_cache = True
-    name = "utc_now"
+    name = "UtcNow"
 
 
-@compiles(utc_now)
-def _utc_now_default(element: utc_now, compiler: Any, **kw: Any) -> str:
+@compiles(UtcNow)
+def _utc_now_default(element: UtcNow, compiler: Any, **kw: Any) -> str:
     return "CURRENT_TIMESTAMP"
 
 
-@compiles(utc_now, "sqlite")
-def _utc_now_sqlite(element: utc_now, compiler: Any, **kw: Any) -> str:
+@compiles(UtcNow, "sqlite")
+def _utc_now_sqlite(element: UtcNow, compiler: Any, **kw: Any) -> str:
     # Same fixed-width ISO-8601 text as UTCDateTime writes, so text order is time order.
     return "(strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now'))"
 
@@ -129,7 +128,7 @@ def build_tables(
             "created_at",
             UTCDateTime(),
             nullable=False,
-            server_default=utc_now(),
+            server_default=UtcNow(),
         ),
         Index(f"ix_{name}_record", "entity_type", "number_identifier", "created_at"),
         Index(

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from ..errors import CatalogueConflict, ConfigurationError
+from ..errors import CatalogueConflictError, ConfigurationError
 from ..model.tables import AuditTables
 
 __all__ = ["enum_members", "sync_catalogue"]
@@ -38,7 +38,7 @@ def sync_catalogue(
     """Check the application's enums against the catalogue, record new codes, and return
     how many were added.
 
-    Raises ``CatalogueConflict`` when a recorded code now has another name, or a recorded
+    Raises ``CatalogueConflictError`` when a recorded code now has another name, or a recorded
     name now has another code (a renumbered member): either would make existing logs
     display as something they are not. Members removed from the enum are fine: their
     codes stay in the catalogue, so old logs still read correctly.
@@ -56,11 +56,11 @@ def sync_catalogue(
         for code, name in members.items():
             recorded = stored.get((kind, code))
             if recorded is not None and recorded != name:
-                raise CatalogueConflict(kind, code, recorded, name)
+                raise CatalogueConflictError(kind, code, recorded, name)
             if recorded is None:
                 old_code = stored_codes.get(name)
                 if old_code is not None:
-                    raise CatalogueConflict(
+                    raise CatalogueConflictError(
                         kind, old_code, name, members.get(old_code), moved_to=code
                     )
                 new_rows.append({"kind": kind, "code": code, "name": name, "first_seen": now})
@@ -68,4 +68,3 @@ def sync_catalogue(
         insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
         connection.execute(insert(catalogue).on_conflict_do_nothing(), new_rows)
     return len(new_rows)
-

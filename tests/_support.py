@@ -1,0 +1,47 @@
+"""Small helpers the tests share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, event, select
+from sqlalchemy.orm import Session
+
+from auditkeeper.demo.crm import Crm
+
+
+def entries(crm: Crm, engine: Engine) -> list[Any]:
+    """Every stored audit entry, oldest first."""
+    with Session(engine) as session:
+        return list(session.scalars(select(crm.keeper.Entry).order_by(crm.keeper.Entry.id)))
+
+
+class StatementCounter:
+    """Counts the statements an engine sends that touch a given table."""
+
+    def __init__(self, engine: Engine, table: str) -> None:
+        self.engine = engine
+        self.table = table
+        self.statements: list[tuple[str, bool]] = []
+        event.listen(engine, "before_cursor_execute", self._record)
+
+    def _record(
+        self,
+        conn: Any,
+        cursor: Any,
+        statement: str,
+        parameters: Any,
+        context: Any,
+        executemany: bool,
+    ) -> None:
+        if f"INSERT INTO {self.table} " in statement or f'INSERT INTO "{self.table}"' in statement:
+            self.statements.append((statement, executemany))
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._record)
+
+    def __enter__(self) -> StatementCounter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
