@@ -24,7 +24,7 @@ from sqlalchemy.orm import InstanceState, Mapper, ORMExecuteState, Session, UOWT
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 
-from ..errors import ActorError, ReadOnlyLogError
+from ..errors import ActorError, CaptureError, ReadOnlyLogError
 from ..model import values
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
@@ -100,9 +100,8 @@ class Recorder:
         for mapper, states in to_load.items():
             plan = self.plan_for(mapper)
             if plan is not None:
-                loaded = _load_columns(
-                    session.connection(bind_arguments={"mapper": mapper}), plan, states
-                )
+                connection = session.connection(bind_arguments={"mapper": mapper})
+                loaded = _load_columns(connection, plan, states, stored_key=True)
                 for state, row in loaded.items():
                     stash.setdefault(state, {}).update(
                         {k: v for k, v in row.items() if k not in stash.get(state, {})}
@@ -189,18 +188,23 @@ class Recorder:
             mapper_plan = self.plan_for(mapper)
             if mapper_plan is not None:
                 connection = session.connection(bind_arguments={"mapper": mapper})
-                loaded.update(_load_columns(connection, mapper_plan, states))
+                loaded.update(_load_columns(connection, mapper_plan, states, stored_key=False))
         return loaded
 
 
 def _load_columns(
-    connection: Connection, plan: ClassPlan, states: list[InstanceState[Any]]
+    connection: Connection,
+    plan: ClassPlan,
+    states: list[InstanceState[Any]],
+    *,
+    stored_key: bool,
 ) -> dict[InstanceState[Any], _Values]:
-    """One SELECT of every audited column of ``states``, by primary key."""
+    """One SELECT of every audited column of ``states``, by primary key: the key the
+    row had before the flush (``stored_key``) or the one it has after it."""
     pk_columns: list[Column[Any]] = [c.column for c in plan.primary_key]
     by_key: dict[tuple[Any, ...], InstanceState[Any]] = {}
     for state in states:
-        key = tuple(_pk_value(state, c.key) for c in plan.primary_key)
+        key = _stored_key(state) if stored_key else _new_key(plan, state)
         by_key[key] = state
     columns = [c.column for c in plan.columns]
     if len(pk_columns) == 1:
@@ -219,11 +223,21 @@ def _load_columns(
     return result
 
 
-def _pk_value(state: InstanceState[Any], key: str) -> Any:
-    committed = state.committed_state.get(key, NO_VALUE)
-    if committed is not NO_VALUE:
-        return committed
-    return state.dict.get(key)
+def _stored_key(state: InstanceState[Any]) -> tuple[Any, ...]:
+    """The primary key of the row as the database had it before this flush."""
+    identity = state.key
+    if identity is None:  # pragma: no cover - only persistent states are looked up
+        raise CaptureError(f"{state.class_.__name__} instance has no identity to look up")
+    return tuple(identity[1])
+
+
+def _new_key(plan: ClassPlan, state: InstanceState[Any]) -> tuple[Any, ...]:
+    """The primary key after this flush (a new row's, or a changed key)."""
+    stored = state.key[1] if state.key is not None else (None,) * len(plan.primary_key)
+    return tuple(
+        state.dict.get(column.key, old)
+        for column, old in zip(plan.primary_key, stored, strict=True)
+    )
 
 
 def _row(
@@ -291,10 +305,7 @@ def _identify(
     plan: ClassPlan, state: InstanceState[Any], verb: str
 ) -> tuple[int | None, str | None]:
     """``(number_identifier, entity_key)``: integer keys as numbers, others as text."""
-    if verb == "delete":
-        raw = [_pk_value(state, column.key) for column in plan.primary_key]
-    else:
-        raw = [state.dict.get(column.key) for column in plan.primary_key]
+    raw = _stored_key(state) if verb == "delete" else _new_key(plan, state)
     if plan.integer_key:
         return (None if raw[0] is None else int(raw[0])), None
     encoded = [values.to_json_value(v) for v in raw]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, Enum, ForeignKey, Numeric, String, Text, func
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from .. import audit_column, audited, on_change
 from ..capture.keeper import Auditkeeper
@@ -106,6 +106,7 @@ def build_crm(**keeper_options: Any) -> Crm:
         api_token: Mapped[str | None]
         internal_rank: Mapped[int | None] = mapped_column(info=audit_column(exclude=True))
         created_at: Mapped[dt.datetime] = mapped_column(server_default=func.now())
+        leads: Mapped[list[Lead]] = relationship(back_populates="business")
 
     @audited(
         entity_type=AuditLogEntityTypes.LEAD,
@@ -128,6 +129,10 @@ def build_crm(**keeper_options: Any) -> Crm:
         business_id: Mapped[int | None] = mapped_column(
             ForeignKey("businesses.id", ondelete="SET NULL")
         )
+        business: Mapped[Business | None] = relationship(back_populates="leads")
+        comments: Mapped[list[Comment]] = relationship(
+            back_populates="lead", cascade="all, delete-orphan", passive_deletes=True
+        )
 
     @audited(
         entity_type=AuditLogEntityTypes.COMMENT,
@@ -140,5 +145,6 @@ def build_crm(**keeper_options: Any) -> Crm:
         lead_id: Mapped[int] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"))
         author_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
         body: Mapped[str] = mapped_column(Text)
+        lead: Mapped[Lead] = relationship(back_populates="comments")
 
     return Crm(Base=Base, User=User, Business=Business, Lead=Lead, Comment=Comment, keeper=keeper)
