@@ -70,8 +70,8 @@ def test_orm_delete_and_insert_are_refused(crm: Crm, engine: Engine, logged) -> 
 @pytest.mark.parametrize("verb", ["update", "delete"])
 def test_orm_bulk_statements_are_refused(crm: Crm, engine: Engine, audited_sessions, logged, verb):
     before = snapshot(crm, engine)
-    Entry = crm.keeper.Entry
-    statement = update(Entry).values(reason="x") if verb == "update" else delete(Entry)
+    entry = crm.keeper.Entry
+    statement = update(entry).values(reason="x") if verb == "update" else delete(entry)
     with audited_sessions() as session:
         with pytest.raises(auditkeeper.ReadOnlyLogError):
             session.execute(statement)
