@@ -20,13 +20,12 @@ def enum_members(kind: str, enum: type[IntEnum]) -> dict[int, str]:
     """``{code: name}`` of an application enum, refusing aliases (two names, one code)."""
     members: dict[int, str] = {}
     for name, member in enum.__members__.items():
-        code = int(member)
-        if code in members and members[code] != member.name:
+        if name != member.name:  # an alias: a second name for an existing code
             raise ConfigurationError(
-                f"{kind} enum {enum.__name__} gives code {code} two names, "
-                f"{members[code]!r} and {name!r}: each code needs exactly one name"
+                f"{kind} enum {enum.__name__} gives code {int(member)} two names, "
+                f"{member.name!r} and {name!r}: each code needs exactly one name"
             )
-        members[code] = member.name
+        members[int(member)] = name
     return members
 
 
