@@ -1,0 +1,29 @@
+"""The public names: exported from the root, and importing it stays light."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import auditkeeper
+
+
+def test_all_matches_the_exports() -> None:
+    exported = {name for name in dir(auditkeeper) if not name.startswith("_")}
+    not_api = {"annotations", "capture", "errors", "model", "store", "demo", "cli"}
+    assert set(auditkeeper.__all__) - {"__version__"} == exported - not_api
+    assert len(set(auditkeeper.__all__)) == len(auditkeeper.__all__)
+    for name in auditkeeper.__all__:
+        assert getattr(auditkeeper, name) is not None
+
+
+def test_import_does_not_load_optional_extras() -> None:
+    code = (
+        "import sys, auditkeeper; "
+        "print(sorted(m for m in ('click', 'rich', 'starlette', 'fastapi', 'psycopg') "
+        "if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
