@@ -214,7 +214,7 @@ def _handlers(recorder: Recorder) -> list[tuple[str, Any]]:
     return [
         ("before_flush", recorder.before_flush),
         ("after_flush", recorder.after_flush),
-        ("do_orm_execute", recorder.refuse_log_statements),
+        ("do_orm_execute", recorder.on_execute),
     ]
 
 

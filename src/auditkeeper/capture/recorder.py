@@ -18,9 +18,16 @@ from collections import defaultdict
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Column, select, tuple_
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import InstanceState, Mapper, ORMExecuteState, Session, UOWTransaction
+from sqlalchemy import Column, Table, select, tuple_
+from sqlalchemy.engine import Connection, Engine, Result
+from sqlalchemy.orm import (
+    InstanceState,
+    Mapper,
+    ORMExecuteState,
+    Session,
+    UOWTransaction,
+    mapperlib,
+)
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE
 
@@ -29,9 +36,10 @@ from ..model import values
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import write_rows
+from .bulk import capture_bulk_statement
 from .context import Actor, current_actor
-from .declaration import REDACTED
-from .plan import ClassPlan, build_plan, coerce
+from .document import build_row
+from .plan import ClassPlan, build_plan
 
 __all__ = ["Recorder"]
 
@@ -134,6 +142,13 @@ class Recorder:
             row = _row(plan, state, verb, stash.get(state, {}), loaded_after.get(state, {}))
             if row is not None:
                 rows_by_mapper[state.mapper].append(row)
+        self.write(session, rows_by_mapper)
+
+    def write(
+        self, session: Session, rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]]
+    ) -> None:
+        """Stamp rows with the actor, the transaction and the time, and write them: one
+        statement per connection (one per flush, unless classes live in several databases)."""
         if not rows_by_mapper:
             return
         actor = current_actor()
@@ -158,11 +173,22 @@ class Recorder:
                 row.update(stamp)
             write_rows(connection, self.tables.log, rows)
 
-    def refuse_log_statements(self, state: ORMExecuteState) -> None:
-        """``do_orm_execute``: bulk UPDATE/DELETE of the log class never reach the database."""
+    def on_execute(self, state: ORMExecuteState) -> Result[Any] | None:
+        """``do_orm_execute``: refuse bulk writes to the log; capture bulk writes to
+        audited classes, which the flush hooks never see."""
         if (state.is_update or state.is_delete) and state.bind_mapper is self.entry_mapper:
             verb = "UPDATE" if state.is_update else "DELETE"
             raise ReadOnlyLogError(f"{verb} of audit log entries is refused: logs are append-only")
+        return capture_bulk_statement(self, state)
+
+    def mapper_for_table(self, table: Table) -> Mapper[Any] | None:
+        """The audited mapper whose own table is ``table`` (for Core statements)."""
+        # SQLAlchemy keeps no public table -> mapper index; its registries know them all.
+        for registry in mapperlib._all_registries():
+            for mapper in registry.mappers:
+                if mapper.local_table is table and self.plan_for(mapper) is not None:
+                    return mapper
+        return None
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -250,70 +276,22 @@ def _row(
     """The audit row of one instance's change, or None when nothing audited changed."""
     current_values = state.dict
     committed = state.committed_state
-    previous: dict[str, Any] = {}
-    current: dict[str, Any] = {}
-    difference: dict[str, list[Any]] = {}
+    old: _Values = {}
+    new: _Values = {}
     for column in plan.columns:
         key = column.key
-        new = current_values.get(key, _MISSING)
-        if new is _MISSING:
-            new = loaded.get(key, stashed.get(key))
-        old = committed.get(key, _MISSING)
-        if old is _MISSING:
-            old = stashed.get(key, new)
-        elif old is NO_VALUE:
-            old = stashed.get(key)
-        column_type = column.column.type
-        new_json = values.to_json_value(coerce(new, column_type))
-        old_json = values.to_json_value(coerce(old, column_type))
-        changed = old_json != new_json or type(old_json) is not type(new_json)
-        if column.redact:
-            new_json = None if new_json is None else REDACTED
-            old_json = None if old_json is None else REDACTED
-        name = column.name
-        previous[name] = old_json
-        current[name] = new_json
-        if verb == "create":
-            if new_json is not None:
-                difference[name] = [None, new_json]
-        elif verb == "delete":
-            if old_json is not None:
-                difference[name] = [old_json, None]
-        elif changed:
-            difference[name] = [old_json, new_json]
-    if verb == "update":
-        action = plan.update_action(difference) if difference else None
-    else:
-        action = getattr(plan, verb)
-    if action is None:
-        return None
-    number_identifier, entity_key = _identify(plan, state, verb)
-    return {
-        "action": action,
-        "entity_type": plan.entity_type,
-        "number_identifier": number_identifier,
-        "entity_key": entity_key,
-        "changed_objects": {
-            "previous": None if verb == "create" else previous,
-            "current": None if verb == "delete" else current,
-            "difference": difference,
-        },
-    }
-
-
-def _identify(
-    plan: ClassPlan, state: InstanceState[Any], verb: str
-) -> tuple[int | None, str | None]:
-    """``(number_identifier, entity_key)``: integer keys as numbers, others as text."""
-    raw = _stored_key(state) if verb == "delete" else _new_key(plan, state)
-    if plan.integer_key:
-        return (None if raw[0] is None else int(raw[0])), None
-    encoded = [values.to_json_value(v) for v in raw]
-    if len(encoded) == 1 and isinstance(encoded[0], str):
-        return None, encoded[0]
-    if len(encoded) == 1:
-        return None, values.dumps(encoded[0])
-    return None, values.dumps(encoded)
+        value = current_values.get(key, _MISSING)
+        if value is _MISSING:
+            value = loaded.get(key, stashed.get(key))
+        new[key] = value
+        before = committed.get(key, _MISSING)
+        if before is _MISSING:
+            before = stashed.get(key, value)
+        elif before is NO_VALUE:
+            before = stashed.get(key)
+        old[key] = before
+    key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
+    return build_row(plan, verb, old, new, key_values)
 
 
 def _actor_columns(actor: Actor | None) -> dict[str, Any]:

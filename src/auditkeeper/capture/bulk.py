@@ -1,0 +1,117 @@
+"""Bulk ORM statements: ``session.execute(update(Model)...)`` and ``delete(Model)...``.
+
+They bypass the unit of work, so the flush hooks never see them. Each one is wrapped:
+the rows it will touch are read (and locked, on PostgreSQL) with the statement's own
+WHERE clause, the statement runs, the same rows are read again by primary key, and the
+audit rows go out in one statement. That is three extra statements per bulk statement,
+whatever the number of rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Column, Table, select, tuple_
+from sqlalchemy.engine import Connection, Result
+from sqlalchemy.orm import Mapper, ORMExecuteState
+from sqlalchemy.sql import ColumnElement
+
+from .document import build_row
+from .plan import ClassPlan
+
+if TYPE_CHECKING:
+    from .recorder import Recorder
+
+__all__ = ["capture_bulk_statement"]
+
+
+def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result[Any] | None:
+    """Run an audited bulk UPDATE or DELETE and log each row it changed.
+
+    Returns the statement's result, or None when the statement is not an audited bulk
+    write (the session then runs it as usual).
+    """
+    if not (state.is_update or state.is_delete):
+        return None
+    mapper = _target_mapper(recorder, state)
+    if mapper is None:
+        return None
+    plan = recorder.plan_for(mapper)
+    if plan is None:
+        return None
+    verb = "update" if state.is_update else "delete"
+    if verb == "delete" and plan.delete is None:
+        return None
+    if verb == "update" and plan.update is None and not plan.on_change:
+        return None
+    connection = state.session.connection(bind_arguments={"mapper": mapper})
+    where = _criteria(state, plan)
+    before = _read(connection, plan, where, lock=True)
+    result = state.invoke_statement()
+    if not before:
+        return result
+    after = (
+        _read(connection, plan, _by_keys(plan, list(before)), lock=False)
+        if verb == "update"
+        else {}
+    )
+    rows = []
+    for key, old in before.items():
+        row = build_row(plan, verb, old, after.get(key, old), key)
+        if row is not None:
+            rows.append(row)
+    if rows:
+        recorder.write(state.session, {mapper: rows})
+    return result
+
+
+def _target_mapper(recorder: Recorder, state: ORMExecuteState) -> Mapper[Any] | None:
+    """The audited mapper a statement writes to: its ORM entity, or the mapper of the
+    table a Core statement names."""
+    if state.bind_mapper is not None:
+        return state.bind_mapper
+    table = getattr(state.statement, "table", None)
+    if not isinstance(table, Table):
+        return None
+    return recorder.mapper_for_table(table)
+
+
+def _criteria(state: ORMExecuteState, plan: ClassPlan) -> ColumnElement[bool] | None:
+    """The rows a statement touches: its WHERE clause, or the primary keys of an
+    "UPDATE by primary key" executemany (``session.execute(update(M), [{...}, ...])``)."""
+    parameters = state.parameters
+    if isinstance(parameters, list) and parameters:
+        keys = [tuple(p.get(c.key, p.get(c.name)) for c in plan.primary_key) for p in parameters]
+        return _by_keys(plan, keys)
+    whereclause: ColumnElement[bool] | None = getattr(state.statement, "whereclause", None)
+    return whereclause
+
+
+def _by_keys(plan: ClassPlan, keys: Sequence[tuple[Any, ...]]) -> ColumnElement[bool]:
+    columns: list[Column[Any]] = [c.column for c in plan.primary_key]
+    if len(columns) == 1:
+        return columns[0].in_([key[0] for key in keys])
+    return tuple_(*columns).in_(list(keys))
+
+
+def _read(
+    connection: Connection,
+    plan: ClassPlan,
+    where: ColumnElement[bool] | None,
+    *,
+    lock: bool,
+) -> dict[tuple[Any, ...], dict[str, Any]]:
+    """``{primary key: {attribute key: value}}`` of the rows matching ``where``."""
+    pk = [c.column for c in plan.primary_key]
+    query = select(*pk, *(c.column for c in plan.columns))
+    if where is not None:
+        query = query.where(where)
+    if lock and connection.dialect.name == "postgresql":
+        # Nobody may change these rows between this read and the statement.
+        query = query.with_for_update(of=plan.columns[0].column.table)
+    width = len(pk)
+    return {
+        tuple(row[:width]): {c.key: v for c, v in zip(plan.columns, row[width:], strict=True)}
+        for row in connection.execute(query)
+    }

@@ -1,0 +1,120 @@
+"""Bulk ORM statements are audited like the unit of work: every row, one write."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy.orm import Session
+
+import auditkeeper
+from auditkeeper.demo.crm import AuditLogActions as A
+from auditkeeper.demo.crm import AuditLogEntityTypes as T
+from auditkeeper.demo.crm import Crm
+from tests._support import StatementCounter, entries
+
+N = 1000
+
+
+@pytest.fixture
+def many(crm: Crm, engine: Engine) -> list[int]:
+    """N leads, inserted without auditing."""
+    with Session(engine) as session:
+        session.add_all([crm.Lead(name=f"lead {i}", score=i % 10) for i in range(N)])
+        session.commit()
+        return list(session.scalars(select(crm.Lead.id).order_by(crm.Lead.id)))
+
+
+def test_bulk_update_logs_every_row(crm: Crm, engine: Engine, audited_sessions, many, users):
+    alice = users[0]
+    with (
+        StatementCounter(engine, "audit_log") as counter,
+        auditkeeper.acting_as(alice.id, email=alice.email),
+        audited_sessions() as session,
+    ):
+        result = session.execute(
+            update(crm.Lead).where(crm.Lead.score >= 0).values(score=crm.Lead.score + 1)
+        )
+        assert result.rowcount == N
+        session.commit()
+    rows = entries(crm, engine)
+    assert len(rows) == N
+    assert len(counter.statements) == 1
+    assert {r.action for r in rows} == {A.LEAD_UPDATE}
+    assert {r.user_id for r in rows} == {alice.id}
+    assert len({r.transaction_id for r in rows}) == 1
+    by_id = {r.number_identifier: r for r in rows}
+    for index, lead_id in enumerate(many):
+        assert by_id[lead_id].difference == {"score": [index % 10, index % 10 + 1]}
+        assert by_id[lead_id].previous["name"] == f"lead {index}"
+
+
+def test_bulk_update_skips_unchanged_rows(crm: Crm, engine: Engine, audited_sessions, many):
+    with audited_sessions() as session:
+        session.execute(update(crm.Lead).where(crm.Lead.score < 5).values(score=0))
+        session.commit()
+    rows = entries(crm, engine)
+    assert len(rows) == N // 10 * 4  # scores 1-4 changed; score 0 stayed 0
+
+
+def test_bulk_update_picks_domain_actions(crm: Crm, engine: Engine, audited_sessions, many):
+    with audited_sessions() as session:
+        business = crm.Business(name="Acme")
+        session.add(business)
+        session.flush()
+        session.execute(update(crm.Lead).where(crm.Lead.score == 3).values(business_id=business.id))
+        session.commit()
+    rows = [r for r in entries(crm, engine) if r.entity_type == T.LEAD]
+    assert len(rows) == N // 10
+    assert {r.action for r in rows} == {A.LEAD_ASSIGN_TO_BUSINESS}
+
+
+def test_bulk_delete_logs_every_row(crm: Crm, engine: Engine, audited_sessions, many):
+    with StatementCounter(engine, "audit_log") as counter, audited_sessions() as session:
+        session.execute(delete(crm.Lead))
+        session.commit()
+    rows = entries(crm, engine)
+    assert len(rows) == N and len(counter.statements) == 1
+    assert {r.action for r in rows} == {A.LEAD_DELETE}
+    assert all(r.current is None and r.previous["name"].startswith("lead") for r in rows)
+    assert sorted(r.number_identifier for r in rows) == many
+
+
+def test_update_by_primary_key_executemany(crm: Crm, engine: Engine, audited_sessions, many):
+    with audited_sessions() as session:
+        session.execute(
+            update(crm.Lead), [{"id": many[0], "name": "first"}, {"id": many[1], "name": "second"}]
+        )
+        session.commit()
+    rows = entries(crm, engine)
+    assert [(r.number_identifier, r.difference) for r in rows] == [
+        (many[0], {"name": ["lead 0", "first"]}),
+        (many[1], {"name": ["lead 1", "second"]}),
+    ]
+
+
+def test_core_statement_through_the_session(crm: Crm, engine: Engine, audited_sessions, many):
+    table = crm.Lead.__table__
+    with audited_sessions() as session:
+        session.execute(table.update().where(table.c.id == many[0]).values(name="core"))
+        session.commit()
+    (row,) = entries(crm, engine)
+    assert row.difference == {"name": ["lead 0", "core"]}
+
+
+def test_rolled_back_bulk_statement_leaves_nothing(
+    crm: Crm, engine: Engine, audited_sessions, many
+):
+    with audited_sessions() as session:
+        session.execute(delete(crm.Lead))
+        session.rollback()
+    assert entries(crm, engine) == []
+    with Session(engine) as session:
+        assert session.scalar(select(func.count()).select_from(crm.Lead)) == N
+
+
+def test_bulk_statement_matching_no_rows_logs_nothing(crm: Crm, engine: Engine, audited_sessions):
+    with audited_sessions() as session:
+        session.execute(update(crm.Comment).values(body="y"))
+        session.execute(delete(crm.Business).where(crm.Business.name == "nobody"))
+        session.commit()
+    assert entries(crm, engine) == []
