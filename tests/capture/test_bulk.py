@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, update
 from sqlalchemy.orm import Session
 
 import auditkeeper
@@ -118,3 +118,46 @@ def test_bulk_statement_matching_no_rows_logs_nothing(crm: Crm, engine: Engine, 
         session.execute(delete(crm.Business).where(crm.Business.name == "nobody"))
         session.commit()
     assert entries(crm, engine) == []
+
+
+def test_bulk_insert_logs_every_row(crm: Crm, engine: Engine, audited_sessions, users):
+    alice = users[0]
+    with (
+        StatementCounter(engine, "audit_log") as counter,
+        auditkeeper.acting_as(alice.id, email=alice.email),
+        audited_sessions() as session,
+    ):
+        session.execute(insert(crm.Lead), [{"name": f"n{i}", "score": i} for i in range(N)])
+        session.execute(insert(crm.Lead).values(name="single"))
+        ids = session.scalars(insert(crm.Lead).returning(crm.Lead.id), [{"name": "r"}]).all()
+        session.commit()
+    rows = entries(crm, engine)
+    assert len(rows) == N + 2
+    assert len(counter.statements) == 3  # one per bulk statement
+    assert {r.action for r in rows} == {A.LEAD_CREATE}
+    assert rows[0].current["name"] == "n0" and rows[0].current["status"] == "new"
+    assert rows[0].difference["score"] == [None, 0]
+    assert rows[-1].number_identifier == ids[0]
+    assert len(ids) == 1
+
+
+def test_bulk_insert_of_a_class_not_audited_on_create(crm: Crm, engine: Engine, audited_sessions):
+    with audited_sessions() as session:
+        lead = crm.Lead(name="x")
+        session.add(lead)
+        session.flush()
+        session.execute(insert(crm.Comment), [{"lead_id": lead.id, "body": "hi"}])
+        session.commit()
+    assert [r.action for r in entries(crm, engine)] == [A.LEAD_CREATE]
+
+
+def test_upsert_is_refused_until_supported(crm: Crm, engine: Engine, audited_sessions, database):
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    dialect_insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(crm.Lead).values(id=1, name="a")
+    statement = statement.on_conflict_do_update(index_elements=["id"], set_={"name": "b"})
+    with audited_sessions() as session:
+        with pytest.raises(auditkeeper.CaptureError, match="ON CONFLICT"):
+            session.execute(statement)
+        session.rollback()

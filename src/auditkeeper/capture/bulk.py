@@ -1,10 +1,11 @@
-"""Bulk ORM statements: ``session.execute(update(Model)...)`` and ``delete(Model)...``.
+"""Bulk ORM statements: ``session.execute(insert/update/delete(Model) ...)``.
 
-They bypass the unit of work, so the flush hooks never see them. Each one is wrapped:
-the rows it will touch are read (and locked, on PostgreSQL) with the statement's own
-WHERE clause, the statement runs, the same rows are read again by primary key, and the
-audit rows go out in one statement. That is three extra statements per bulk statement,
-whatever the number of rows.
+They bypass the unit of work, so the flush hooks never see them. UPDATE and DELETE are
+wrapped: the rows they will touch are read (and locked, on PostgreSQL) with the
+statement's own WHERE clause, the statement runs, updated rows are read again by
+primary key, and the audit rows go out in one statement: at most three extra statements
+per bulk statement, whatever the number of rows. INSERT gets a RETURNING clause for the
+audited columns, so it costs one extra statement (the audit insert).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Table, select, tuple_
+from sqlalchemy import Column, Insert, Table, select, tuple_
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Mapper, ORMExecuteState
 from sqlalchemy.sql import ColumnElement
 
+from ..errors import CaptureError
 from .document import build_row
 from .plan import ClassPlan
 
@@ -32,7 +34,7 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     Returns the statement's result, or None when the statement is not an audited bulk
     write (the session then runs it as usual).
     """
-    if not (state.is_update or state.is_delete):
+    if not (state.is_insert or state.is_update or state.is_delete):
         return None
     mapper = _target_mapper(recorder, state)
     if mapper is None:
@@ -40,6 +42,8 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     plan = recorder.plan_for(mapper)
     if plan is None:
         return None
+    if state.is_insert:
+        return _capture_insert(recorder, state, mapper, plan)
     verb = "update" if state.is_update else "delete"
     if verb == "delete" and plan.delete is None:
         return None
@@ -64,6 +68,37 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     if rows:
         recorder.write(state.session, {mapper: rows})
     return result
+
+
+def _capture_insert(
+    recorder: Recorder, state: ORMExecuteState, mapper: Mapper[Any], plan: ClassPlan
+) -> Result[Any] | None:
+    """Run a bulk INSERT with RETURNING of the audited columns, and log each new row."""
+    statement = state.statement
+    if plan.create is None or not isinstance(statement, Insert):
+        return None
+    if statement._post_values_clause is not None:  # ON CONFLICT: not supported yet
+        raise CaptureError(
+            f"INSERT ... ON CONFLICT on audited {plan.class_name} is not audited yet; "
+            "use session.merge() or separate inserts and updates"
+        )
+    asked = len(statement.returning_column_descriptions)
+    pk = [c.column for c in plan.primary_key]
+    ours = statement.returning(*pk, *(c.column for c in plan.columns))
+    frozen = state.invoke_statement(statement=ours).freeze()
+    width = len(pk)
+    rows = []
+    for returned in frozen.data:
+        values = returned[asked:]
+        new = {c.key: v for c, v in zip(plan.columns, values[width:], strict=True)}
+        row = build_row(plan, "create", {}, new, tuple(values[:width]))
+        if row is not None:
+            rows.append(row)
+    if rows:
+        recorder.write(state.session, {mapper: rows})
+    result = frozen()
+    # Hand back only what the caller asked to be returned.
+    return result.columns(*range(asked)) if asked else result
 
 
 def _target_mapper(recorder: Recorder, state: ORMExecuteState) -> Mapper[Any] | None:
