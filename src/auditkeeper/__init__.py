@@ -40,6 +40,7 @@ from .capture.declaration import (
     audited,
     on_change,
 )
+from .capture.history import EntityHistoryItem
 from .capture.keeper import Auditkeeper, Installation
 from .capture.middleware import ActorMiddleware
 from .errors import (
@@ -74,6 +75,7 @@ __all__ = [
     "ColumnOptions",
     "ConfigurationError",
     "DomainAction",
+    "EntityHistoryItem",
     "Installation",
     "ReadOnlyLogError",
     "StoreError",

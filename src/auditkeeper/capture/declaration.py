@@ -134,6 +134,9 @@ class Audited:
     exclude: frozenset[str] = field(default_factory=frozenset)
     redact: frozenset[str] = field(default_factory=frozenset)
     display_name: str | None = None
+    full_name: str | None = None
+    """The name SQL procedures use for this entity type (the seed's
+    ``EntityTypeFullName``); by default ``module.QualifiedName`` of the class."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.entity_type, IntEnum):
@@ -173,6 +176,7 @@ def audited(
     exclude: Iterable[str] = (),
     redact: Iterable[str] = (),
     display_name: str | None = None,
+    full_name: str | None = None,
 ) -> Callable[[T], T]:
     """Class decorator: audit this mapped class (and its subclasses) with these actions."""
     declaration = Audited(
@@ -184,6 +188,7 @@ def audited(
         exclude=frozenset(exclude),
         redact=frozenset(redact),
         display_name=display_name,
+        full_name=full_name,
     )
 
     def decorate(cls: T) -> T:

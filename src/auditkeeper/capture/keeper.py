@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -16,6 +18,7 @@ from ..errors import ConfigurationError, ReadOnlyLogError
 from ..model.ddl import attach_to_metadata, install_statements, install_triggers
 from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_class
 from ..store.catalogue import enum_members, sync_catalogue
+from .history import EntityHistoryItem, write_history
 from .recorder import Recorder
 
 __all__ = ["Auditkeeper", "Installation"]
@@ -166,6 +169,69 @@ class Auditkeeper:
                 f"auditkeeper supports 'sqlite' and 'postgresql', not {dialect_name!r}"
             )
         return install_statements(self.tables, dialects[dialect_name])
+
+    # -- changes made outside the ORM ---------------------------------------------------
+
+    def add_entity_history_events(
+        self,
+        bind: Session | Connection,
+        changes: Sequence[EntityHistoryItem],
+        *,
+        change_time: dt.datetime | None = None,
+        reason: str | None = None,
+        tenant_id: str | int | None = None,
+        user_id: Any = None,
+    ) -> int:
+        """Record changes made directly in the database (the seed's
+        ``Core_AddEntityHistoryEvents``), in ``bind``'s transaction; returns the number
+        of rows written. Every item is validated first: a bad one raises
+        ``CaptureError`` and nothing is written. ``change_time`` None means now."""
+        return write_history(
+            self._recorder,
+            bind,
+            list(changes),
+            change_time=change_time,
+            reason=reason,
+            tenant_id=tenant_id,
+            user_id=user_id,
+        )
+
+    def add_single_entity_history_event(
+        self,
+        bind: Session | Connection,
+        *,
+        change_type: int,
+        entity_id: str | int,
+        entity_type_full_name: str,
+        property_name: str | None = None,
+        property_type_full_name: str | None = None,
+        new_value: str | None = None,
+        old_value: str | None = None,
+        description: str | None = None,
+        change_time: dt.datetime | None = None,
+        reason: str | None = None,
+        tenant_id: str | int | None = None,
+        user_id: Any = None,
+    ) -> int:
+        """One change made directly in the database (``Core_AddSingleEntityHistoryEvent``)."""
+        item = EntityHistoryItem(
+            change_type=change_type,
+            entity_id=entity_id,
+            entity_type_full_name=entity_type_full_name,
+            property_name=property_name,
+            property_type_full_name=property_type_full_name,
+            new_value=new_value,
+            old_value=old_value,
+            description=description,
+        )
+        return self.add_entity_history_events(
+            bind,
+            [item],
+            change_time=change_time,
+            reason=reason,
+            tenant_id=tenant_id,
+            user_id=user_id,
+        )
 
     # -- sessions ---------------------------------------------------------------------
 

@@ -26,7 +26,8 @@ class AuditedColumn:
     key: str
     """The mapped attribute."""
     name: str
-    """The table column, used as the key in the stored documents."""
+    """The table column, used as the key in the stored documents (a plain str: SQLAlchemy
+    hands mixed-case names out as a str subclass, which JSON encoders refuse as keys)."""
     column: Column[Any]
     redact: bool
     volatile: bool
@@ -39,6 +40,8 @@ class ClassPlan:
     """Everything the flush hook needs to turn an instance of one class into audit rows."""
 
     class_name: str
+    full_name: str
+    """The entity type's name for SQL procedures and imports."""
     entity_type: int
     create: int | None
     update: int | None
@@ -102,11 +105,13 @@ def build_plan(
         audited_pk = by_column.get(pk_column)
         if audited_pk is None:
             prop = mapper.get_property_by_column(pk_column)
-            audited_pk = AuditedColumn(prop.key, pk_column.name, pk_column, False, False)
+            audited_pk = AuditedColumn(prop.key, str(pk_column.name), pk_column, False, False)
         primary_key.append(audited_pk)
     integer_key = len(primary_key) == 1 and _is_integer(primary_key[0].column.type)
     return ClassPlan(
         class_name=cls,
+        full_name=declaration.full_name
+        or f"{mapper.class_.__module__}.{mapper.class_.__qualname__}",
         entity_type=int(declaration.entity_type),
         create=_code(declaration.create),
         update=_code(declaration.update),
@@ -211,7 +216,7 @@ def _audited_columns(
                 is_secret_name(name) or is_secret_name(key)
             )
         volatile = column.onupdate is not None or column.server_onupdate is not None
-        result.append(AuditedColumn(key, name, column, redact, volatile))
+        result.append(AuditedColumn(key, str(name), column, redact, volatile))
     return result
 
 

@@ -168,7 +168,7 @@ class Recorder:
             connection = session.connection(bind_arguments={"mapper": mapper})
             by_connection.setdefault(connection, []).extend(rows)
         for connection, rows in by_connection.items():
-            self._verify_catalogue(connection)
+            self.verify_catalogue(connection)
             for row in rows:
                 row.update(stamp)
             write_rows(connection, self.tables.log, rows)
@@ -192,7 +192,8 @@ class Recorder:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _verify_catalogue(self, connection: Connection) -> None:
+    def verify_catalogue(self, connection: Connection) -> None:
+        """Check the enums against the catalogue once per engine (CatalogueConflictError)."""
         engine = connection.engine
         if engine in self._verified:
             return
