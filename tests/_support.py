@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine, event, select
 from sqlalchemy.orm import Session
 
@@ -45,3 +46,7 @@ class StatementCounter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+POSTGRES_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+"""For what only PostgreSQL has (stored procedures, TRUNCATE): runs there, never skips."""

@@ -11,6 +11,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
 from auditkeeper import EntityHistoryItem
+from tests._support import POSTGRES_ONLY
 
 
 class Action(enum.IntEnum):
@@ -212,3 +213,130 @@ def test_orm_rows_match_procedure_rows(engine: Engine, people: list[int]) -> Non
     orm_row, procedure_row = log(engine)
     assert orm_row.difference == procedure_row.difference == {"IsLocked": [True, False]}
     assert orm_row.action == procedure_row.action == Action.USER_UPDATE
+
+
+# -- the same, in SQL (PostgreSQL) --------------------------------------------------
+
+UNLOCK_ALL_WITH_PROPERTY = """
+SELECT audit_add_entity_history_events(
+    NULL, 'Support ticket #12345: Unlock all users', NULL, 1,
+    ARRAY(SELECT ROW(1, "Id", 'Shesha.Authorization.Users.User', 'IsLocked', 'System.Boolean',
+                     'false', 'true', 'User unlocked')::audit_entity_history_item
+          FROM "Core_Persons" WHERE "IsLocked" ORDER BY "Id"))
+"""
+
+UNLOCK_ALL_WITHOUT_PROPERTY = """
+SELECT audit_add_entity_history_events(
+    NULL, 'Support ticket #12345: Unlock all users', NULL, 1,
+    ARRAY(SELECT ROW(1, "Id", 'Shesha.Authorization.Users.User', NULL, NULL, NULL, NULL,
+                     'User unlocked')::audit_entity_history_item
+          FROM "Core_Persons" WHERE "IsLocked" ORDER BY "Id"))
+"""
+
+UNLOCK_ONE_WITH_PROPERTY = """
+SELECT audit_add_single_entity_history_event(NULL, 'Support ticket #12345: Unlock all users',
+    NULL, 1, 1, 123456, 'Shesha.Authorization.Users.User', 'IsLocked', 'System.Boolean',
+    'false', 'true', 'User unlocked')
+"""
+
+UNLOCK_ONE_WITHOUT_PROPERTY = """
+SELECT audit_add_single_entity_history_event(NULL, 'Support ticket #12345: Unlock all users',
+    NULL, 1, 1, 123456, 'Shesha.Authorization.Users.User', NULL, NULL, NULL, NULL, 'User unlocked')
+"""
+
+
+def sql_rows(engine: Engine, sql: str) -> list:
+    with engine.begin() as connection:
+        connection.exec_driver_sql(sql)
+    return log(engine)
+
+
+def python_rows(engine: Engine, items: list[EntityHistoryItem], **options) -> list:
+    with engine.begin() as connection:
+        keeper.add_entity_history_events(connection, items, **options)
+    return log(engine)
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("with_property", [True, False])
+def test_sql_unlock_all_matches_the_python_api(database, engine, people, with_property) -> None:
+    sql_rows(engine, UNLOCK_ALL_WITH_PROPERTY if with_property else UNLOCK_ALL_WITHOUT_PROPERTY)
+    with Session(engine) as session:
+        locked = session.scalars(
+            select(Person.id).where(Person.is_locked).order_by(Person.id)
+        ).all()
+    items = [
+        EntityHistoryItem(
+            1,
+            pid,
+            USER,
+            *(("IsLocked", "System.Boolean", "false", "true") if with_property else (None,) * 4),
+            "User unlocked",
+        )
+        for pid in locked
+    ]
+    all_rows = python_rows(
+        engine, items, reason="Support ticket #12345: Unlock all users", user_id=1
+    )
+    from_sql, from_python = all_rows[: len(locked)], all_rows[len(locked) :]
+    assert len(from_sql) == len(from_python) == 3
+    for a, b in zip(from_sql, from_python, strict=True):
+        for column in (
+            "action",
+            "entity_type",
+            "number_identifier",
+            "entity_key",
+            "changed_objects",
+            "user_id",
+            "reason",
+            "tenant_id",
+            "is_impersonated",
+        ):
+            assert getattr(a, column) == getattr(b, column), column
+    assert len({r.transaction_id for r in from_sql}) == 1
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("sql", [UNLOCK_ONE_WITH_PROPERTY, UNLOCK_ONE_WITHOUT_PROPERTY])
+def test_sql_unlock_one(database, engine, people, sql) -> None:
+    (row,) = sql_rows(engine, sql)
+    assert row.number_identifier == 123456 and row.user_id == 1
+    if "IsLocked" in sql:
+        assert row.difference == {"IsLocked": [True, False]}
+        assert row.changed_objects["descriptions"] == {"IsLocked": "User unlocked"}
+    else:
+        assert row.changed_objects["event"] == {"name": "User unlocked", "description": None}
+
+
+@POSTGRES_ONLY
+def test_sql_change_time_and_tenant(database, engine, people) -> None:
+    (row,) = sql_rows(
+        engine,
+        "SELECT audit_add_single_entity_history_event('2024-05-01T12:00:00+00', 'r', '7', NULL, "
+        "0, '5', 'Person', 'FailedLogins', 'System.Int32', '3', NULL, NULL)",
+    )
+    assert row.created_at == dt.datetime(2024, 5, 1, 12, tzinfo=dt.UTC)
+    assert row.tenant_id == "7" and row.user_id is None
+    assert row.action == Action.USER_CREATE and row.difference == {"FailedLogins": [None, 3]}
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ("3, '1', 'Person', NULL, NULL, NULL, NULL, 'x'", "change type 3 is not"),
+        ("1, '1', 'Nope.Thing', NULL, NULL, NULL, NULL, 'x'", "unknown entity type 'Nope.Thing'"),
+        ("1, '1', 'Person', 'Missing', NULL, '1', '0', NULL", "has no audited property 'Missing'"),
+        ("1, '1', 'Person', 'IsLocked', NULL, 'maybe', 'true', NULL", "is not a valid bool value"),
+        ("1, 'abc', 'Person', NULL, NULL, NULL, NULL, 'x'", "must be an integer"),
+    ],
+)
+def test_sql_bad_input_writes_nothing(database, engine, people, arguments, message) -> None:
+    from sqlalchemy.exc import DBAPIError
+
+    sql = f"SELECT audit_add_single_entity_history_event(NULL, NULL, NULL, NULL, {arguments})"
+    with engine.connect() as connection:
+        with pytest.raises(DBAPIError, match=message):
+            connection.exec_driver_sql(sql)
+        connection.rollback()
+    assert log(engine) == []

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 import auditkeeper
 from auditkeeper.demo.crm import Crm
-from tests._support import entries
+from tests._support import POSTGRES_ONLY, entries
 
 REFUSED = "refused: audit logs are append-only"
 
@@ -111,9 +111,8 @@ def test_raw_sql_is_refused(crm: Crm, engine: Engine, database, logged, sql: str
     assert snapshot(crm, engine) == before
 
 
-def test_truncate_is_refused_on_postgresql(crm: Crm, engine: Engine, database, logged) -> None:
-    if database.dialect != "postgresql":
-        pytest.skip("SQLite has no TRUNCATE; DELETE without WHERE is refused above")
+@POSTGRES_ONLY
+def test_truncate_is_refused_on_postgresql(crm: Crm, engine: Engine, logged) -> None:
     before = snapshot(crm, engine)
     for sql in ("TRUNCATE audit_log", "TRUNCATE audit_log_catalogue", "TRUNCATE users CASCADE"):
         with engine.connect() as connection:

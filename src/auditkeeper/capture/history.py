@@ -23,15 +23,18 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Boolean, Float, Integer, Numeric, Table
+from sqlalchemy import Boolean, Column, Float, Integer, MetaData, Numeric, Table, Text
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapper, Session, mapperlib
 from sqlalchemy.types import TypeEngine
 
 from ..errors import CaptureError
+from ..model.procedures import entities_table_name
+from ..model.types import JSONDocument
 from ..store.writer import write_rows
+from .declaration import REDACTED
 from .document import identify
-from .plan import ClassPlan
+from .plan import AuditedColumn, ClassPlan
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -41,6 +44,7 @@ __all__ = [
     "EntityHistoryItem",
     "EntityRegistry",
     "history_rows",
+    "publish_entities",
     "value_kind",
     "write_history",
 ]
@@ -66,9 +70,13 @@ class EntityHistoryItem:
     description: str | None = None
 
 
-def value_kind(type_: TypeEngine[Any]) -> str:
+def value_kind(column: AuditedColumn) -> str:
     """How a text value from a procedure is read for this column: bool, int, float,
-    decimal or text. PostgreSQL's procedure reads them the same way."""
+    decimal, text, or redacted (a secret column's values never reach the log).
+    PostgreSQL's procedure reads them the same way."""
+    if column.redact:
+        return "redacted"
+    type_: TypeEngine[Any] = column.column.type
     if isinstance(type_, Boolean):
         return "bool"
     if isinstance(type_, Integer):
@@ -84,6 +92,8 @@ def parse_value(text: str | None, kind: str, where: str) -> Any:
     """The JSON value of a procedure's text value; a wrong one raises CaptureError."""
     if text is None:
         return None
+    if kind == "redacted":
+        return REDACTED
     stripped = text.strip()
     try:
         if kind == "bool":
@@ -160,7 +170,7 @@ def _row(plan: ClassPlan, verb: str, item: EntityHistoryItem, where: str) -> dic
             raise CaptureError(
                 f"{where}: {plan.class_name} has no audited property {item.property_name!r}"
             )
-        kind = value_kind(column.column.type)
+        kind = value_kind(column)
         label = f"{where}, {plan.class_name}.{item.property_name}"
         old = None if verb == "create" else parse_value(item.old_value, kind, label)
         new = None if verb == "delete" else parse_value(item.new_value, kind, label)
@@ -225,3 +235,51 @@ def write_history(
     recorder.verify_catalogue(connection)
     write_rows(connection, recorder.tables.log, [row | stamp for _, row in rows])
     return len(rows)
+
+
+def publish_entities(recorder: Recorder, connection: Connection) -> int:
+    """Tell SQL about the audited classes (PostgreSQL's procedures read this table):
+    their full and class names, codes, key kind, properties and domain actions."""
+    registry = EntityRegistry(recorder)
+    table = _entities_table(recorder)
+    rows = []
+    for full_name, (_, plan) in sorted(registry.plans.items()):
+        properties = {}
+        for column in plan.columns:
+            described = {"column": column.name, "kind": value_kind(column)}
+            properties[column.key] = described
+            properties[column.name] = described
+        rows.append(
+            {
+                "full_name": full_name,
+                "class_name": plan.class_name,
+                "entity_type": plan.entity_type,
+                "create_action": plan.create,
+                "update_action": plan.update,
+                "delete_action": plan.delete,
+                "integer_key": plan.integer_key,
+                "properties": properties,
+                "on_change": [[sorted(fields), action] for fields, action in plan.on_change],
+            }
+        )
+    connection.execute(table.delete())
+    if rows:
+        connection.execute(table.insert(), rows)
+    return len(rows)
+
+
+def _entities_table(recorder: Recorder) -> Table:
+    log = recorder.tables.log
+    return Table(
+        entities_table_name(recorder.tables),
+        MetaData(schema=log.schema),
+        Column("full_name", Text, primary_key=True),
+        Column("class_name", Text),
+        Column("entity_type", Integer),
+        Column("create_action", Integer),
+        Column("update_action", Integer),
+        Column("delete_action", Integer),
+        Column("integer_key", Boolean),
+        Column("properties", JSONDocument()),
+        Column("on_change", JSONDocument()),
+    )

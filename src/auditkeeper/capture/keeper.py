@@ -16,9 +16,10 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError, ReadOnlyLogError
 from ..model.ddl import attach_to_metadata, install_statements, install_triggers
+from ..model.procedures import procedure_statements
 from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_class
 from ..store.catalogue import enum_members, sync_catalogue
-from .history import EntityHistoryItem, write_history
+from .history import EntityHistoryItem, publish_entities, write_history
 from .recorder import Recorder
 
 __all__ = ["Auditkeeper", "Installation"]
@@ -146,6 +147,10 @@ class Auditkeeper:
             else:
                 table.create(connection)  # its after_create hook installs the triggers
         sync_catalogue(connection, self.tables, self._recorder.enums())
+        if connection.dialect.name == "postgresql":
+            for statement in procedure_statements(self.tables, connection.dialect):
+                connection.exec_driver_sql(statement.replace("%", "%%"))
+            publish_entities(self._recorder, connection)
 
     def check_catalogue(self, bind: Engine | Connection) -> None:
         """Raise ``CatalogueConflictError`` if an enum code now means something else; record
@@ -157,7 +162,8 @@ class Auditkeeper:
             sync_catalogue(bind, self.tables, self._recorder.enums())
 
     def trigger_sql(self, dialect_name: str) -> list[str]:
-        """The trigger DDL for ``op.execute`` in an Alembic migration."""
+        """The trigger DDL (and, on PostgreSQL, the history procedures) for
+        ``op.execute`` in an Alembic migration."""
         from sqlalchemy.dialects import postgresql, sqlite
 
         dialects: dict[str, Dialect] = {
@@ -168,7 +174,10 @@ class Auditkeeper:
             raise ConfigurationError(
                 f"auditkeeper supports 'sqlite' and 'postgresql', not {dialect_name!r}"
             )
-        return install_statements(self.tables, dialects[dialect_name])
+        statements = install_statements(self.tables, dialects[dialect_name])
+        if dialect_name == "postgresql":
+            statements += procedure_statements(self.tables, dialects[dialect_name])
+        return statements
 
     # -- changes made outside the ORM ---------------------------------------------------
 
