@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+import auditkeeper
+
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 _BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.DOTALL)
@@ -46,6 +48,7 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
             exec(compile(code, f"{page.name}[{number}]", "exec", dont_inherit=True), namespace)
         if expected is not None:
             assert output.getvalue() == expected, f"{page.name} example {number}"
+    assert auditkeeper.current_actor() is None, f"{page.name} leaves an actor behind"
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:
