@@ -1,0 +1,25 @@
+"""The ``auditkeeper`` command group; each sub-command lives in its own module.
+
+(Not ``main.py``: importing a submodule named ``main`` would replace the package's
+``main`` function, the console script's entry point, with that module.)
+"""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from .demo import demo
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="auditkeeper")
+def cli() -> None:
+    """auditkeeper: an append-only audit log for SQLAlchemy applications.
+
+    Start with `auditkeeper demo`: it plays a small CRM scenario on a SQLite file and
+    prints the audit log it produced.
+    """
+
+
+cli.add_command(demo)
