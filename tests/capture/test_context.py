@@ -538,28 +538,11 @@ def test_invalid_actor_values_are_refused_naming_the_field(options, field):
         pytest.param({"thing": object()}, id="unsupported-object"),
     ],
 )
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: capture/context.py Actor.__post_init__ checks the *encoded* context for NUL "
-        "(orjson writes it as the escape \\u0000, so it is never found) and lets "
-        "values.dumps/to_json_value raise CaptureError instead of ActorError for lone "
-        "surrogates and unsupported objects"
-    ),
-)
 def test_invalid_context_contents_are_refused_naming_the_field(context):
     with pytest.raises(ActorError, match=r"\bcontext\b"):
         Actor(context=context)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: a context string with NUL passes Actor's checks; PostgreSQL's JSONB then "
-        "rejects \\u0000 at flush time, so the business change fails with StoreError "
-        "(SQLite stores it): the refusal should be ActorError at acting_as, on both dialects"
-    ),
-)
 def test_nul_in_context_is_refused_before_anything_is_written(
     crm: Crm, engine: Engine, audited_sessions
 ):
@@ -568,14 +551,6 @@ def test_nul_in_context_is_refused_before_anything_is_written(
     assert _count(engine, crm.Business.__table__) == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: capture/context.py Actor keeps a reference to the caller's context dict; "
-        "changes made to it after acting_as(...) bypass the checks (size, NUL) and are "
-        "what the flush stores. Actor.__post_init__ should keep a checked copy"
-    ),
-)
 def test_the_context_is_a_snapshot_taken_when_the_actor_is_set(
     crm: Crm, engine: Engine, audited_sessions
 ):

@@ -39,7 +39,6 @@ from sqlalchemy import (
     Uuid,
     select,
 )
-from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import auditkeeper
@@ -385,18 +384,6 @@ LARGE_FLOATS = [1e16, 1e22, -3e20, 1.5e300, 1.7976931348623157e308]
 
 
 def test_large_floats_stay_floats(request: pytest.FixtureRequest, model: Model) -> None:
-    if model.engine.dialect.name == "postgresql":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BUG: orjson writes 1e16 as `1e16`; PostgreSQL's JSONB keeps it as the "
-                    "numeric 10000000000000000 and psycopg reads it back as an int, so a "
-                    "Float column's 1.5e300 comes back as the integer 15 * 10**299 "
-                    "(== is False), while SQLite returns the float"
-                ),
-            )
-        )
     with model.sessions() as session:
         session.add_all(model.Sample(id=n, ratio=v) for n, v in enumerate(LARGE_FLOATS, 1))
         session.commit()
@@ -421,14 +408,6 @@ def test_thirty_decimal_places_keep_every_digit(model: Model) -> None:
     assert [r.current["amount"] for r in model.by_key()] == amounts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: model/values.py to_json_value uses str(Decimal), which switches to exponent "
-        "form: Decimal('0.000000000000000000000000000001') is logged as '1E-30' and a "
-        "zero with 30 places (what PostgreSQL returns for 0) as '0E-30'"
-    ),
-)
 def test_small_decimals_are_written_with_their_places(model: Model) -> None:
     amounts = ["0.000000000000000000000000000001", "0.000000000000000000000000000000"]
     with model.sessions() as session:
@@ -439,14 +418,6 @@ def test_small_decimals_are_written_with_their_places(model: Model) -> None:
     assert [r.current["amount"] for r in model.by_key()] == amounts
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: capture/plan.py coerce returns a Decimal unchanged instead of quantizing it to "
-        "the column's scale: Decimal('10.5') set on Numeric(30, 2) holding 10.50 writes an "
-        "update row ['10.50', '10.5'] although the database value does not change"
-    ),
-)
 def test_a_decimal_with_fewer_places_is_not_a_change(crm, engine, audited_sessions) -> None:
     with audited_sessions() as session:
         business = crm.Business(name="Acme", annual_revenue=decimal.Decimal("10.50"))
@@ -496,7 +467,6 @@ _SUBCLASS_BUG = (
 )
 
 
-@pytest.mark.xfail(strict=True, raises=StatementError, reason=_SUBCLASS_BUG)
 @pytest.mark.parametrize(
     ("column", "value", "stored"),
     [
@@ -529,18 +499,6 @@ def test_a_json_document_is_stored_as_it_is(model: Model) -> None:
 
 
 def test_json_integers_beyond_64_bits(request: pytest.FixtureRequest, model: Model) -> None:
-    if model.engine.dialect.name == "sqlite":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason=(
-                    "BUG: model/values.py loads relies on orjson raising for integers beyond "
-                    "64 bits, but orjson returns them as floats: 2**70 is read back from "
-                    "SQLite's JSON text as 1.1805916207174113e+21 (PostgreSQL reads JSONB "
-                    "with json.loads and keeps it)"
-                ),
-            )
-        )
     document = {"big": 2**70, "negative": -(2**80) - 1, "list": [2**64, 2**64 - 1, -(2**63)]}
     with model.sessions() as session:
         session.add(model.Sample(id=1, doc=document))
@@ -741,7 +699,6 @@ def test_int_subclasses_become_plain_ints() -> None:
     assert converted == 1 and type(converted) is int
 
 
-@pytest.mark.xfail(strict=True, reason=_SUBCLASS_BUG)
 @pytest.mark.parametrize(
     ("value", "expected"),
     [(Html("x"), "x"), (Ratio(2.5), 2.5), (Colour.RED, "red"), ({Html("k"): 1}, {"k": 1})],
@@ -767,13 +724,6 @@ def test_non_string_keys_become_text() -> None:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: model/values.py to_json_value silently drops an entry when two keys convert "
-        "to the same text ({1: 'a', '1': 'b'} becomes {'1': 'b'}): it should raise CaptureError"
-    ),
-)
 def test_keys_that_collide_once_converted_are_refused() -> None:
     with pytest.raises(CaptureError, match="key"):
         to_json_value({1: "a", "1": "b"})
@@ -838,14 +788,6 @@ def test_64_bit_bounds_round_trip() -> None:
         assert loads(dumps([number])) == [number]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: model/values.py loads only falls back to json.loads when orjson raises, but "
-        "orjson.loads('18446744073709551616') returns the float 1.8446744073709552e+19: "
-        "integers beyond 64 bits lose digits when read back"
-    ),
-)
 @pytest.mark.parametrize("number", [2**64, -(2**63) - 1, 2**70, 10**40])
 def test_loads_keeps_integers_beyond_64_bits(number) -> None:
     decoded = loads(dumps({"n": number}))

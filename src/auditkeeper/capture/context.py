@@ -11,9 +11,10 @@ import contextvars
 import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
-from ..errors import ActorError
+from ..errors import ActorError, CaptureError
 from ..model import values
 
 __all__ = [
@@ -71,15 +72,7 @@ class Actor:
         for name in ("user_id", "impersonator_user_id"):
             _check_id(name, getattr(self, name))
         if self.context is not None:
-            if not isinstance(self.context, Mapping):
-                raise ActorError(f"context must be a mapping, got {self.context!r}")
-            encoded = values.dumps(values.to_json_value(dict(self.context)))
-            if len(encoded.encode("utf-8")) > MAX_CONTEXT_BYTES:
-                raise ActorError(
-                    f"context is {len(encoded.encode('utf-8'))} bytes as JSON; "
-                    f"the limit is {MAX_CONTEXT_BYTES}"
-                )
-            _check_text("context", encoded, None)
+            object.__setattr__(self, "context", _checked_context(self.context))
 
     @property
     def is_system(self) -> bool:
@@ -153,6 +146,34 @@ def acting_as_system(
     """Declare the block's changes a system action (allowed in strict mode)."""
     with acting_as(reason=reason, tenant_id=tenant_id, context=context) as actor:
         yield actor
+
+
+def _checked_context(context: object) -> Mapping[str, Any]:
+    """A read-only JSON snapshot of ``context``: later changes to the caller's dict
+    cannot slip past these checks into the log."""
+    if not isinstance(context, Mapping):
+        raise ActorError(f"context must be a mapping, got {context!r}")
+    try:
+        snapshot = values.to_json_value(dict(context))
+        size = len(values.dumps(snapshot).encode("utf-8"))
+    except (CaptureError, UnicodeEncodeError) as error:
+        raise ActorError(f"context cannot be stored: {error}") from None
+    if size > MAX_CONTEXT_BYTES:
+        raise ActorError(f"context is {size} bytes as JSON; the limit is {MAX_CONTEXT_BYTES}")
+    _check_texts_within(snapshot)
+    return MappingProxyType(snapshot)
+
+
+def _check_texts_within(value: object) -> None:
+    if isinstance(value, str):
+        _check_text("context", value, None)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_text("context", key, None)
+            _check_texts_within(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_texts_within(item)
 
 
 def _check_text(name: str, value: object, limit: int | None) -> None:

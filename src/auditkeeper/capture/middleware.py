@@ -59,18 +59,28 @@ class ActorMiddleware:
             reset_actor(token)
 
 
+MAX_REQUEST_VALUE_LENGTH = 1_000
+"""Characters kept of each request detail (path, user agent, request id): clients choose
+these, and no client may make a request fail or bloat the log through them."""
+
+
 def _with_request_context(actor: Actor, scope: Scope) -> Actor:
     headers = {
         k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])
     }
-    request: dict[str, Any] = {}
-    client = scope.get("client")
-    if client:
-        request["ip"] = client[0]
-    if "user-agent" in headers:
-        request["user_agent"] = headers["user-agent"]
-    if "x-request-id" in headers:
-        request["request_id"] = headers["x-request-id"]
-    request["path"] = scope.get("path")
-    request["method"] = scope.get("method")
+    details = {
+        "ip": (scope.get("client") or (None,))[0],
+        "user_agent": headers.get("user-agent"),
+        "request_id": headers.get("x-request-id"),
+        "path": scope.get("path"),
+        "method": scope.get("method"),
+    }
+    request = {key: _clean(value) for key, value in details.items() if value is not None}
     return replace(actor, context={**request, **dict(actor.context or {})})
+
+
+def _clean(value: object) -> str:
+    """Text a database can store: no NUL, no lone surrogates, at most the limit."""
+    text = str(value).replace("\x00", "\ufffd")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    return text[:MAX_REQUEST_VALUE_LENGTH]

@@ -147,12 +147,14 @@ def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
             return float(value) if isinstance(value, int | str | decimal.Decimal) else value
         if isinstance(type_, Numeric):
             if isinstance(value, decimal.Decimal):
-                return value
-            if isinstance(value, int | str | float):
+                number = value
+            elif isinstance(value, int | str | float):
                 number = decimal.Decimal(str(value))
-                scale = type_.scale
-                return number.quantize(decimal.Decimal(1).scaleb(-scale)) if scale else number
-            return value
+            else:
+                return value
+            # The column stores its scale: 10.5 in a Numeric(30, 2) is 10.50.
+            scale = type_.scale
+            return number.quantize(decimal.Decimal(1).scaleb(-scale)) if scale else number
         if isinstance(type_, DateTime) and isinstance(value, str):
             return dt.datetime.fromisoformat(value)
         if isinstance(type_, Date) and isinstance(value, str):

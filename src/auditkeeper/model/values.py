@@ -14,6 +14,7 @@ import decimal
 import enum
 import json
 import math
+import re
 import uuid
 from typing import Any
 
@@ -25,22 +26,33 @@ __all__ = ["dumps", "loads", "to_json_value"]
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
 _NATIVE = frozenset({str, int, bool, type(None)})
+_LONG_NUMBER = re.compile(r"\d{19,}")
+
+
+class _PositionalFloat(float):
+    """A float written as ``10000000000000000.0``, not ``1e16``: PostgreSQL's JSONB would
+    keep the exponent form as an integer, and the value would come back as an int."""
 
 
 def to_json_value(value: Any) -> Any:
     """Return ``value`` as a JSON-native Python value (str, int, float, bool, None, list, dict)."""
     if type(value) in _NATIVE:
         return value
-    if value is None or isinstance(value, bool | str):
+    if value is None or isinstance(value, bool):
         return value
     if isinstance(value, enum.Enum):
         return to_json_value(value.value)
+    if isinstance(value, str):
+        return str.__str__(value)  # a subclass (Markup, numpy.str_) as a plain str
     if isinstance(value, int):
         return int(value)
     if isinstance(value, float):
-        return value if math.isfinite(value) else repr(value)
+        if not math.isfinite(value):
+            return repr(float(value))
+        number = float(value)
+        return _PositionalFloat(number) if number.is_integer() and abs(number) >= 1e16 else number
     if isinstance(value, decimal.Decimal):
-        return str(value)
+        return format(value, "f")  # every place, never exponent form
     if isinstance(value, dt.datetime | dt.date | dt.time):
         return value.isoformat()
     if isinstance(value, uuid.UUID):
@@ -50,7 +62,12 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, dt.timedelta):
         return value.total_seconds()
     if isinstance(value, dict):
-        return {_json_key(k): to_json_value(v) for k, v in value.items()}
+        converted = {_json_key(k): to_json_value(v) for k, v in value.items()}
+        if len(converted) != len(value):
+            raise CaptureError(
+                f"two keys of {value!r} become the same text in JSON; rename one of them"
+            )
+        return converted
     if isinstance(value, list | tuple | set | frozenset):
         items = sorted(value, key=repr) if isinstance(value, set | frozenset) else value
         return [to_json_value(v) for v in items]
@@ -61,13 +78,15 @@ def to_json_value(value: Any) -> Any:
 
 
 def _json_key(key: Any) -> str:
-    if isinstance(key, str):
-        return key
+    if isinstance(key, str) and not isinstance(key, enum.Enum):
+        return str.__str__(key)
     converted = to_json_value(key)
     return converted if isinstance(converted, str) else json.dumps(converted)
 
 
 def _default(value: Any) -> Any:
+    if isinstance(value, _PositionalFloat):
+        return orjson.Fragment(f"{value:.1f}")
     converted = to_json_value(value)
     if converted is value:  # pragma: no cover - orjson only calls us for foreign types
         raise TypeError(f"unsupported value {value!r}")
@@ -87,8 +106,11 @@ def dumps(document: Any) -> str:
 
 def loads(text: str | bytes) -> Any:
     """Decode a stored document."""
+    # orjson reads integers beyond 64 bits as floats, losing digits: leave those
+    # (rare) documents to the standard library, which keeps every digit.
+    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+        return json.loads(text)
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        # Integers beyond 64 bits, which orjson refuses but JSON allows.
         return json.loads(text)
