@@ -229,3 +229,14 @@ def test_onupdate_column_keeps_its_old_value(database) -> None:
         "title": ["a", "b"],
         "touched": ["2024-01-01T00:00:00+00:00", "2024-01-02T00:00:00+00:00"],
     }
+
+
+def test_rows_of_one_flush_follow_the_order_objects_were_added(
+    crm: Crm, engine: Engine, audited_sessions
+):
+    with audited_sessions() as session:
+        leads = [crm.Lead(name=name) for name in "ABCDEFGH"]
+        session.add_all(leads)
+        session.add(crm.Business(name="I"))
+        session.commit()
+    assert [r.current["name"] for r in entries(crm, engine)] == list("ABCDEFGHI")

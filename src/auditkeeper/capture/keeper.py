@@ -6,11 +6,10 @@ import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from sqlalchemy import MetaData, Table, event, inspect
 from sqlalchemy.engine import Connection, Dialect, Engine
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import Mapper, Session, scoped_session, sessionmaker
 from sqlalchemy.types import TypeEngine
 
@@ -22,15 +21,14 @@ from ..store.catalogue import enum_members, sync_catalogue
 from .history import EntityHistoryItem, publish_entities, write_history
 from .recorder import Recorder
 
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
 __all__ = ["Auditkeeper", "Installation"]
 
-SessionTarget = (
-    Session
-    | type[Session]
-    | sessionmaker[Any]
-    | scoped_session[Any]
-    | AsyncSession
-    | async_sessionmaker[Any]
+SessionTarget: TypeAlias = (
+    "Session | type[Session] | sessionmaker[Any] | scoped_session[Any] | AsyncSession"
+    " | async_sessionmaker[Any]"
 )
 
 
@@ -253,7 +251,8 @@ class Auditkeeper:
         """
         restore = None
         listened: Any
-        if isinstance(target, async_sessionmaker):
+        async_session, async_maker = _async_classes()
+        if async_maker is not None and isinstance(target, async_maker):
             base = target.kw.get("sync_session_class", Session)
             audited_class = type(f"Audited{base.__name__}", (base,), {})
             had_key = "sync_session_class" in target.kw
@@ -266,7 +265,7 @@ class Auditkeeper:
                 else:
                     target.kw.pop("sync_session_class", None)
 
-        elif isinstance(target, AsyncSession):
+        elif async_session is not None and isinstance(target, async_session):
             listened = target.sync_session
         elif isinstance(target, Session | sessionmaker | scoped_session) or (
             isinstance(target, type) and issubclass(target, Session)
@@ -303,3 +302,13 @@ def _refuse_entry_write(event_name: str) -> Any:
         )
 
     return refuse
+
+
+def _async_classes() -> tuple[Any, Any]:
+    """``(AsyncSession, async_sessionmaker)``, or Nones where SQLAlchemy's asyncio
+    extension cannot load (it needs greenlet): then no target can be async either."""
+    try:
+        from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    except ImportError:
+        return None, None
+    return AsyncSession, async_sessionmaker

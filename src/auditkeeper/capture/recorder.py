@@ -134,6 +134,7 @@ class Recorder:
             if getattr(plan, verb) is None and not (verb == "update" and plan.on_change):
                 continue
             changes.append((plan, state, verb))
+        changes.sort(key=_flush_order)
         if not changes:
             return
         loaded_after = self._load_unloaded(session, changes)
@@ -217,6 +218,16 @@ class Recorder:
                 connection = session.connection(bind_arguments={"mapper": mapper})
                 loaded.update(_load_columns(connection, mapper_plan, states, stored_key=False))
         return loaded
+
+
+def _flush_order(change: tuple[ClassPlan, InstanceState[Any], str]) -> tuple[Any, ...]:
+    """Rows of one flush in a stable order: creations in the order the objects were added
+    to the session, then updates and deletions by class and key (the flush's own sets
+    have no meaningful order)."""
+    plan, state, verb = change
+    if verb == "create":
+        return (0, state.insert_order or 0, "", "")
+    return (1 if verb == "update" else 2, 0, plan.class_name, repr(state.key))
 
 
 def _load_columns(
