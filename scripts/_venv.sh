@@ -11,7 +11,12 @@ fi
 stamp=".venv/.auditkeeper-${AUDITKEEPER_EXTRAS//,/-}"
 wanted="$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$wanted" ]; then
-  .venv/bin/python -m pip install --quiet --upgrade pip
-  .venv/bin/python -m pip install --quiet -e ".[${AUDITKEEPER_EXTRAS}]"
+  echo "installing auditkeeper[${AUDITKEEPER_EXTRAS}] into .venv (log: .venv/install.log)"
+  if ! { .venv/bin/python -m pip install --upgrade pip \
+         && .venv/bin/python -m pip install -e ".[${AUDITKEEPER_EXTRAS}]"; } > .venv/install.log 2>&1; then
+    tail -n 30 .venv/install.log
+    echo "installation failed; the whole log is in .venv/install.log" >&2
+    exit 1
+  fi
   echo "$wanted" > "$stamp"
 fi

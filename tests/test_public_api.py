@@ -20,7 +20,8 @@ def test_all_matches_the_exports() -> None:
 def test_import_does_not_load_optional_extras() -> None:
     code = (
         "import sys, auditkeeper; "
-        "print(sorted(m for m in ('click', 'rich', 'starlette', 'fastapi', 'psycopg') "
+        "print(sorted(m for m in ('click', 'rich', 'starlette', 'fastapi', 'psycopg', "
+        "'greenlet', 'sqlalchemy.ext.asyncio') "
         "if m in sys.modules))"
     )
     result = subprocess.run(
