@@ -43,6 +43,8 @@ __all__ = [
     "CHANGE_TYPES",
     "EntityHistoryItem",
     "EntityRegistry",
+    "entities_table",
+    "entity_rows",
     "history_rows",
     "publish_entities",
     "value_kind",
@@ -240,8 +242,17 @@ def write_history(
 def publish_entities(recorder: Recorder, connection: Connection) -> int:
     """Tell SQL about the audited classes (PostgreSQL's procedures read this table):
     their full and class names, codes, key kind, properties and domain actions."""
+    table = entities_table(recorder)
+    rows = entity_rows(recorder)
+    connection.execute(table.delete())
+    if rows:
+        connection.execute(table.insert(), rows)
+    return len(rows)
+
+
+def entity_rows(recorder: Recorder) -> list[dict[str, Any]]:
+    """The rows ``publish_entities`` writes, one per audited class."""
     registry = EntityRegistry(recorder)
-    table = _entities_table(recorder)
     rows = []
     for full_name, (_, plan) in sorted(registry.plans.items()):
         properties = {}
@@ -262,13 +273,10 @@ def publish_entities(recorder: Recorder, connection: Connection) -> int:
                 "on_change": [[sorted(fields), action] for fields, action in plan.on_change],
             }
         )
-    connection.execute(table.delete())
-    if rows:
-        connection.execute(table.insert(), rows)
-    return len(rows)
+    return rows
 
 
-def _entities_table(recorder: Recorder) -> Table:
+def entities_table(recorder: Recorder) -> Table:
     log = recorder.tables.log
     return Table(
         entities_table_name(recorder.tables),

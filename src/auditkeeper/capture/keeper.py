@@ -18,6 +18,7 @@ from ..model.ddl import attach_to_metadata, install_statements, install_triggers
 from ..model.procedures import procedure_statements
 from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_class
 from ..store.catalogue import enum_members, sync_catalogue
+from .health import Problem, check_database
 from .history import EntityHistoryItem, publish_entities, write_history
 from .recorder import Recorder
 
@@ -158,6 +159,15 @@ class Auditkeeper:
                 sync_catalogue(connection, self.tables, self._recorder.enums())
         else:
             sync_catalogue(bind, self.tables, self._recorder.enums())
+
+    def check(self, bind: Engine | Connection) -> list[Problem]:
+        """What is wrong with the database's audit set-up (nothing is changed): missing
+        tables, missing, disabled or outdated triggers, catalogue conflicts, missing
+        procedures. An empty list means ready; ``create_all`` repairs the rest."""
+        if isinstance(bind, Engine):
+            with bind.connect() as connection:
+                return check_database(self, connection)
+        return check_database(self, bind)
 
     def trigger_sql(self, dialect_name: str) -> list[str]:
         """The trigger DDL (and, on PostgreSQL, the history procedures) for

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Connection
 from ..errors import CatalogueConflictError, ConfigurationError
 from ..model.tables import AuditTables
 
-__all__ = ["enum_members", "sync_catalogue"]
+__all__ = ["compare_catalogue", "enum_members", "sync_catalogue"]
 
 
 def enum_members(kind: str, enum: type[IntEnum]) -> dict[int, str]:
@@ -29,25 +29,25 @@ def enum_members(kind: str, enum: type[IntEnum]) -> dict[int, str]:
     return members
 
 
-def sync_catalogue(
+def compare_catalogue(
     connection: Connection,
     tables: AuditTables,
     enums: dict[str, type[IntEnum]],
-) -> int:
-    """Check the application's enums against the catalogue, record new codes, and return
-    how many were added.
+) -> tuple[list[CatalogueConflictError], list[dict[str, object]]]:
+    """The conflicts between the enums and the catalogue, and the codes it lacks.
 
-    Raises ``CatalogueConflictError`` when a recorded code now has another name, or a recorded
-    name now has another code (a renumbered member): either would make existing logs
-    display as something they are not. Members removed from the enum are fine: their
-    codes stay in the catalogue, so old logs still read correctly.
+    A conflict is a recorded code that now has another name, or a recorded name that now
+    has another code (a renumbered member): either would make existing logs display as
+    something they are not. Members removed from the enum are fine: their codes stay in
+    the catalogue, so old logs still read correctly.
     """
     catalogue = tables.catalogue
     stored: dict[tuple[str, int], str] = {
         (row.kind, row.code): row.name
         for row in connection.execute(select(catalogue.c.kind, catalogue.c.code, catalogue.c.name))
     }
-    new_rows = []
+    conflicts: list[CatalogueConflictError] = []
+    missing: list[dict[str, object]] = []
     now = dt.datetime.now(dt.UTC)
     for kind, enum in enums.items():
         members = enum_members(kind, enum)
@@ -55,15 +55,31 @@ def sync_catalogue(
         for code, name in members.items():
             recorded = stored.get((kind, code))
             if recorded is not None and recorded != name:
-                raise CatalogueConflictError(kind, code, recorded, name)
-            if recorded is None:
+                conflicts.append(CatalogueConflictError(kind, code, recorded, name))
+            elif recorded is None:
                 old_code = stored_codes.get(name)
                 if old_code is not None:
-                    raise CatalogueConflictError(
-                        kind, old_code, name, members.get(old_code), moved_to=code
+                    conflicts.append(
+                        CatalogueConflictError(
+                            kind, old_code, name, members.get(old_code), moved_to=code
+                        )
                     )
-                new_rows.append({"kind": kind, "code": code, "name": name, "first_seen": now})
-    if new_rows:
+                else:
+                    missing.append({"kind": kind, "code": code, "name": name, "first_seen": now})
+    return conflicts, missing
+
+
+def sync_catalogue(
+    connection: Connection,
+    tables: AuditTables,
+    enums: dict[str, type[IntEnum]],
+) -> int:
+    """Check the application's enums against the catalogue (raising the first
+    ``CatalogueConflictError``), record new codes, and return how many were added."""
+    conflicts, missing = compare_catalogue(connection, tables, enums)
+    if conflicts:
+        raise conflicts[0]
+    if missing:
         insert = pg_insert if connection.dialect.name == "postgresql" else sqlite_insert
-        connection.execute(insert(catalogue).on_conflict_do_nothing(), new_rows)
-    return len(new_rows)
+        connection.execute(insert(tables.catalogue).on_conflict_do_nothing(), missing)
+    return len(missing)

@@ -1,0 +1,172 @@
+"""``Auditkeeper.check``: is the database set up the way this version expects?
+
+It reports, without changing anything: missing audit tables, append-only triggers that
+are missing, disabled or out of date, enum codes that now mean something else, and on
+PostgreSQL missing history procedures or a stale list of audited classes.
+``Auditkeeper.create_all`` repairs all of it except catalogue conflicts, which need the
+enum fixed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Table, inspect, select, text
+from sqlalchemy.engine import Connection
+
+from ..model.ddl import install_statements
+from ..store.catalogue import compare_catalogue
+from .history import entities_table, entity_rows
+
+if TYPE_CHECKING:
+    from .keeper import Auditkeeper
+
+__all__ = ["Problem", "check_database"]
+
+_TRIGGER_NAME = re.compile(r'CREATE TRIGGER ("?)([^\s"]+)\1', re.IGNORECASE)
+_FUNCTION_NAME = re.compile(r"CREATE OR REPLACE FUNCTION (\S+)\(")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One thing wrong with the database, and what to do about it."""
+
+    kind: str
+    """A stable name: missing-table, missing-trigger, disabled-trigger, stale-trigger,
+    catalogue-conflict, missing-procedure, stale-entities."""
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.message}"
+
+
+def check_database(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    """Every problem found; an empty list means the database is ready."""
+    tables = keeper.tables
+    problems: list[Problem] = []
+    inspector = inspect(connection)
+    for table in (tables.log, tables.catalogue):
+        if not inspector.has_table(table.name, schema=table.schema):
+            problems.append(
+                Problem("missing-table", f"{table.fullname} does not exist: run create_all")
+            )
+    if problems:
+        return problems
+    for table in (tables.log, tables.catalogue):
+        problems += _trigger_problems(keeper, connection, table)
+    conflicts, _ = compare_catalogue(connection, tables, keeper._recorder.enums())
+    problems += [Problem("catalogue-conflict", str(conflict)) for conflict in conflicts]
+    if connection.dialect.name == "postgresql":
+        problems += _procedure_problems(keeper, connection)
+    return problems
+
+
+def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table) -> list[Problem]:
+    expected = {
+        match.group(2): statement
+        for statement in install_statements(keeper.tables, connection.dialect, only=table)
+        if (match := _TRIGGER_NAME.search(statement))
+    }
+    if connection.dialect.name == "postgresql":
+        found = _postgresql_triggers(connection, table)
+        bodies = _expected_function_bodies(keeper, connection, table)
+    else:
+        found = _sqlite_triggers(connection, table)
+        bodies = {}
+    problems = []
+    for name, statement in expected.items():
+        present = found.get(name)
+        if present is None:
+            problems.append(
+                Problem(
+                    "missing-trigger",
+                    f"trigger {name} on {table.fullname} is missing, so the database does "
+                    "not refuse changes to logs: run create_all",
+                )
+            )
+            continue
+        enabled, definition = present
+        if not enabled:
+            problems.append(
+                Problem(
+                    "disabled-trigger",
+                    f"trigger {name} on {table.fullname} is disabled: "
+                    f"ALTER TABLE {table.fullname} ENABLE TRIGGER {name}",
+                )
+            )
+        current = statement if connection.dialect.name == "sqlite" else bodies.get(name)
+        if current is not None and _squash(definition) != _squash(current):
+            problems.append(
+                Problem(
+                    "stale-trigger",
+                    f"trigger {name} on {table.fullname} differs from this version's: "
+                    "run create_all",
+                )
+            )
+    return problems
+
+
+def _postgresql_triggers(connection: Connection, table: Table) -> dict[str, tuple[bool, str]]:
+    rows = connection.execute(
+        text(
+            "SELECT t.tgname, t.tgenabled, p.prosrc FROM pg_trigger t "
+            "JOIN pg_proc p ON p.oid = t.tgfoid "
+            "WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal"
+        ),
+        {"table": table.fullname},
+    )
+    return {name: (enabled != "D", source) for name, enabled, source in rows}
+
+
+def _expected_function_bodies(
+    keeper: Auditkeeper, connection: Connection, table: Table
+) -> dict[str, str]:
+    """``{trigger name: body of its function}`` as this version writes them."""
+    statements = install_statements(keeper.tables, connection.dialect, only=table)
+    body = next((s.split("$auditkeeper$")[1] for s in statements if _FUNCTION_NAME.search(s)), "")
+    return {match.group(2): body for s in statements if (match := _TRIGGER_NAME.search(s))}
+
+
+def _sqlite_triggers(connection: Connection, table: Table) -> dict[str, tuple[bool, str]]:
+    rows = connection.execute(
+        text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = :t"),
+        {"t": table.name},
+    )
+    return {name: (True, sql) for name, sql in rows}
+
+
+def _procedure_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    problems = []
+    names = ("audit_add_entity_history_events", "audit_add_single_entity_history_event")
+    found = set(
+        connection.execute(
+            text("SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(:names)"),
+            {"names": list(names)},
+        ).scalars()
+    )
+    problems += [
+        Problem("missing-procedure", f"function {name} is missing: run create_all")
+        for name in names
+        if name not in found
+    ]
+    table = entities_table(keeper._recorder)
+    if not inspect(connection).has_table(table.name, schema=table.schema):
+        return problems
+    stored = {row["full_name"]: row for row in connection.execute(select(table)).mappings()}
+    expected = {row["full_name"]: row for row in entity_rows(keeper._recorder)}
+    if stored != expected:
+        problems.append(
+            Problem(
+                "stale-entities",
+                f"{table.fullname} does not describe the audited classes of this version "
+                f"(stored: {sorted(stored)}, declared: {sorted(expected)}): run create_all "
+                "so that the SQL procedures know them",
+            )
+        )
+    return problems
+
+
+def _squash(sql: str) -> str:
+    return " ".join(sql.split())

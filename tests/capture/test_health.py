@@ -1,0 +1,115 @@
+"""``Auditkeeper.check`` reports what is wrong with the database, changing nothing."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Engine, text
+
+from auditkeeper.demo.crm import Crm, build_crm
+from tests._support import POSTGRES_ONLY
+
+
+def kinds(crm: Crm, engine: Engine) -> list[str]:
+    return sorted(problem.kind for problem in crm.keeper.check(engine))
+
+
+def run(engine: Engine, *statements: str) -> None:
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.exec_driver_sql(statement)
+
+
+def test_a_fresh_database_is_ready(crm: Crm, engine: Engine) -> None:
+    assert crm.keeper.check(engine) == []
+
+
+def test_missing_tables(database) -> None:
+    crm = build_crm()
+    engine = database.engine()
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["missing-table", "missing-table"]
+    assert "run create_all" in str(problems[0])
+
+
+def test_a_dropped_trigger_is_reported_and_create_all_repairs_it(
+    crm: Crm, engine: Engine, database
+):
+    if database.dialect == "postgresql":
+        run(engine, 'DROP TRIGGER "audit_log_append_only_row" ON audit_log')
+    else:
+        run(engine, "DROP TRIGGER audit_log_no_delete")
+    assert kinds(crm, engine) == ["missing-trigger"]
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
+def test_an_edited_trigger_is_stale(crm: Crm, engine: Engine, database) -> None:
+    if database.dialect == "postgresql":
+        run(
+            engine,
+            "CREATE OR REPLACE FUNCTION audit_log_append_only() RETURNS trigger "
+            "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+        )
+    else:
+        run(
+            engine,
+            "DROP TRIGGER audit_log_no_delete",
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+            "WHEN 0 BEGIN SELECT RAISE(ABORT, 'no'); END",
+        )
+    assert "stale-trigger" in kinds(crm, engine)
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
+@POSTGRES_ONLY
+def test_a_disabled_trigger_is_reported(crm: Crm, engine: Engine) -> None:
+    run(engine, 'ALTER TABLE audit_log DISABLE TRIGGER "audit_log_append_only_row"')
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["disabled-trigger"]
+    assert "ENABLE TRIGGER" in problems[0].message
+
+
+def test_a_catalogue_conflict_is_reported(crm: Crm, engine: Engine) -> None:
+    from sqlalchemy import MetaData
+
+    from auditkeeper import Auditkeeper
+
+    class Renumbered(enum.IntEnum):
+        BUSINESS_CREATE = 1
+        LEAD_CREATE = 2  # code 2 was BUSINESS_UPDATE
+
+    metadata = MetaData()
+    crm.User.__table__.to_metadata(metadata)
+    keeper = Auditkeeper(
+        metadata, actions=Renumbered, entity_types=crm.keeper.entity_types, users="users.id"
+    )
+    conflicts = [p for p in keeper.check(engine) if p.kind == "catalogue-conflict"]
+    assert len(conflicts) == 1 and "code 2" in conflicts[0].message
+
+
+@POSTGRES_ONLY
+def test_procedures_and_their_registry(crm: Crm, engine: Engine) -> None:
+    run(engine, "DELETE FROM audit_log_entities WHERE class_name = 'Lead'")
+    assert kinds(crm, engine) == ["stale-entities"]
+    run(
+        engine,
+        "DROP FUNCTION audit_add_single_entity_history_event(timestamptz, text, text, integer, "
+        "integer, bigint, text, text, text, text, text, text)",
+    )
+    assert kinds(crm, engine) == ["stale-entities"]  # one overload left
+    run(engine, "DROP FUNCTION audit_add_entity_history_events")
+    assert kinds(crm, engine) == ["missing-procedure", "stale-entities"]
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
+def test_check_changes_nothing(crm: Crm, engine: Engine) -> None:
+    with engine.connect() as connection:
+        before = connection.execute(text("SELECT count(*) FROM audit_log_catalogue")).scalar()
+    crm.keeper.check(engine)
+    with engine.connect() as connection:
+        assert (
+            connection.execute(text("SELECT count(*) FROM audit_log_catalogue")).scalar() == before
+        )
