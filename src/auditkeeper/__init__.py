@@ -34,11 +34,24 @@ from .capture.declaration import (
     DEFAULT_SECRET_WORDS,
     REDACTED,
     Audited,
+    ChildTrail,
     ColumnOptions,
     DomainAction,
+    EventCreator,
+    GenericChildTrail,
+    HistoryEventInfo,
+    ManyToManyTrail,
+    ManyToOneTrail,
+    PropertyChange,
+    StopTrail,
     audit_column,
     audited,
     on_change,
+)
+from .capture.events import (
+    add_history_event,
+    add_property_change_comment,
+    add_property_change_description,
 )
 from .capture.history import EntityHistoryItem
 from .capture.keeper import Auditkeeper, Installation
@@ -54,6 +67,15 @@ from .errors import (
 )
 from .model.tables import AuditEntry
 from .store.engine import configure_sqlite
+from .trail import (
+    RowKind,
+    TrailPage,
+    TrailRow,
+    create_trail_indexes,
+    trail,
+    trail_async,
+    trail_index_statements,
+)
 
 __version__ = "0.1.0"
 
@@ -68,25 +90,43 @@ __all__ = [
     "ActorMiddleware",
     "AuditEntry",
     "Audited",
-    "AuditkeeperError",
     "Auditkeeper",
+    "AuditkeeperError",
     "CaptureError",
     "CatalogueConflictError",
+    "ChildTrail",
     "ColumnOptions",
     "ConfigurationError",
     "DomainAction",
     "EntityHistoryItem",
+    "EventCreator",
+    "GenericChildTrail",
+    "HistoryEventInfo",
     "Installation",
+    "ManyToManyTrail",
+    "ManyToOneTrail",
+    "PropertyChange",
     "ReadOnlyLogError",
+    "RowKind",
+    "StopTrail",
     "StoreError",
+    "TrailPage",
+    "TrailRow",
     "__version__",
     "acting_as",
     "acting_as_system",
+    "add_history_event",
+    "add_property_change_comment",
+    "add_property_change_description",
     "audit_column",
     "audited",
     "configure_sqlite",
+    "create_trail_indexes",
     "current_actor",
     "on_change",
     "reset_actor",
     "set_actor",
+    "trail",
+    "trail_async",
+    "trail_index_statements",
 ]

@@ -29,6 +29,11 @@ class Other(enum.IntEnum):
     STRAY = 9
 
 
+class Level(enum.IntEnum):
+    LOW = 1
+    HIGH = 2
+
+
 @pytest.mark.parametrize(
     ("name", "secret"),
     [
@@ -265,3 +270,65 @@ def test_install_targets(database) -> None:
     with Session(engine) as session:
         names = [r.current["name"] for r in session.scalars(select(keeper.Entry))]
     assert sorted(names) == ["scoped", "single"]
+
+
+def test_int_enum_in_an_enum_column_is_stored_by_value(database) -> None:
+    from sqlalchemy import Enum as SAEnum
+
+    class Base(DeclarativeBase):
+        pass
+
+    keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Act, entity_types=Kind)
+
+    @auditkeeper.audited(entity_type=Kind.ITEM, create=Act.CREATE, update=Act.UPDATE)
+    class Ticket(Base):
+        __tablename__ = "tickets"
+        id: Mapped[int] = mapped_column(primary_key=True)
+        level: Mapped[Level] = mapped_column(SAEnum(Level))
+
+    def work(session):
+        ticket = Ticket(level=Level.LOW)
+        session.add(ticket)
+        session.commit()
+        ticket.level = Level.HIGH
+        session.commit()
+
+    created, updated = run(database, Base, keeper, work)
+    assert created.current["level"] == 1
+    assert updated.difference == {"level": [1, 2]}
+
+
+def test_a_session_class_shared_by_two_logs(database) -> None:
+    """Installed on the global Session class, each log records only its own classes."""
+    from sqlalchemy.orm import Session
+
+    base_a, keeper_a, item_a = build(create=Act.CREATE)
+
+    class Other(enum.IntEnum):
+        THING = 7
+
+    class BaseB(DeclarativeBase):
+        pass
+
+    keeper_b = auditkeeper.Auditkeeper(BaseB.metadata, actions=Act, entity_types=Other)
+
+    @auditkeeper.audited(entity_type=Other.THING, create=Act.CREATE)
+    class Thing(BaseB):
+        __tablename__ = "things"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    engine = database.engine()
+    base_a.metadata.create_all(engine)
+    keeper_a.create_all(engine)
+    BaseB.metadata.create_all(engine, tables=[Thing.__table__])
+
+    class AppSession(Session):
+        pass
+
+    keeper_a.install(AppSession)
+    keeper_b.install(AppSession)
+    with AppSession(engine) as session:
+        session.add_all([item_a(name="a"), Thing()])
+        session.commit()
+        entries = session.scalars(select(keeper_a.Entry)).all()
+    assert sorted(e.entity_type for e in entries) == [Kind.ITEM, Other.THING]

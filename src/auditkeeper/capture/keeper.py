@@ -20,12 +20,13 @@ from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_clas
 from ..store.catalogue import enum_members, sync_catalogue
 from .health import Problem, check_database
 from .history import EntityHistoryItem, publish_entities, write_history
-from .recorder import Recorder
+from .recorder import KEEPERS_INFO_KEY, Recorder
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-__all__ = ["Auditkeeper", "Installation"]
+__all__ = ["KEEPERS_INFO_KEY", "Auditkeeper", "Installation"]
+
 
 SessionTarget: TypeAlias = (
     "Session | type[Session] | sessionmaker[Any] | scoped_session[Any] | AsyncSession"
@@ -67,7 +68,8 @@ class Auditkeeper:
     codes are recorded in a catalogue and may never change meaning. ``users`` is the
     ``"table.column"`` of the users' key (``ON DELETE SET NULL`` keeps logs when a user
     is deleted). ``require_actor=True`` refuses to save audited changes made outside
-    ``acting_as(...)`` / ``acting_as_system(...)``.
+    ``acting_as(...)`` / ``acting_as_system(...)``. ``event_action`` is the action
+    recorded for custom history events of classes that declare no ``event=``.
     """
 
     def __init__(
@@ -81,6 +83,7 @@ class Auditkeeper:
         table_name: str = "audit_log",
         schema: str | None = None,
         require_actor: bool = False,
+        event_action: IntEnum | None = None,
     ) -> None:
         for label, enum in (("actions", actions), ("entity_types", entity_types)):
             if not (isinstance(enum, type) and issubclass(enum, IntEnum)):
@@ -90,8 +93,14 @@ class Auditkeeper:
             raise ConfigurationError(
                 f'users must name the key column as "table.column", got {users!r}'
             )
+        if event_action is not None and not isinstance(event_action, actions):
+            raise ConfigurationError(
+                f"event_action must be a member of {actions.__name__}, got {event_action!r}"
+            )
         self.actions = actions
         self.entity_types = entity_types
+        self.event_action = event_action
+        """The default action of custom history events (``add_history_event``)."""
         self.tables: AuditTables = build_tables(
             metadata, name=table_name, users=users, user_id_type=user_id_type, schema=schema
         )
@@ -107,6 +116,9 @@ class Auditkeeper:
             require_actor=require_actor,
             entry_mapper=entry_mapper,
         )
+        self._recorder.event_action = None if event_action is None else int(event_action)
+        # The trail and add_history_event find the audit log of a mapped class this way.
+        metadata.info.setdefault(KEEPERS_INFO_KEY, []).append(self)
 
     @property
     def table(self) -> Table:

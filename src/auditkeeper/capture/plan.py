@@ -4,12 +4,25 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import enum
 import uuid
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Date, DateTime, Float, Integer, Numeric, String, Time, Uuid
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    Time,
+    Uuid,
+)
 from sqlalchemy.orm import Mapper
 from sqlalchemy.types import TypeEngine
 
@@ -165,8 +178,9 @@ def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
             return uuid.UUID(value)
         if (
             isinstance(type_, String)
+            and not isinstance(type_, Enum)  # an Enum column holds members, not text
             and isinstance(value, int | decimal.Decimal)
-            and not isinstance(value, bool)
+            and not isinstance(value, bool | enum.Enum)
         ):
             return str(value)
     except (ValueError, ArithmeticError, TypeError):

@@ -39,9 +39,13 @@ from ..store.writer import write_rows
 from .bulk import capture_bulk_statement
 from .context import Actor, current_actor
 from .document import build_row
+from .events import add_annotation_rows
 from .plan import ClassPlan, build_plan
 
-__all__ = ["Recorder"]
+__all__ = ["KEEPERS_INFO_KEY", "Recorder"]
+
+KEEPERS_INFO_KEY = "auditkeeper.keepers"
+"""``MetaData.info`` key listing the ``Auditkeeper`` objects built on that metadata."""
 
 _STASH = "auditkeeper.stash"
 _TRANSACTION = "auditkeeper.transaction"
@@ -52,6 +56,9 @@ _Values = dict[str, Any]
 
 class Recorder:
     """Session event handlers bound to one audit log's tables and enums."""
+
+    event_action: int | None = None
+    """The default action of custom history events (set by ``Auditkeeper``)."""
 
     def __init__(
         self,
@@ -79,10 +86,19 @@ class Recorder:
             return self._plans[mapper]
         except KeyError:
             pass
-        plan = build_plan(mapper, actions=self.actions, entity_types=self.entity_types)
+        plan = None
+        if self._may_audit(mapper):
+            plan = build_plan(mapper, actions=self.actions, entity_types=self.entity_types)
         with self._lock:
             self._plans[mapper] = plan
         return plan
+
+    def _may_audit(self, mapper: Mapper[Any]) -> bool:
+        """Whether this log may record ``mapper``'s class: not when its table's MetaData
+        belongs to other audit logs only (a session can see classes of several logs)."""
+        metadata = getattr(mapper.local_table, "metadata", None)
+        owners = [] if metadata is None else metadata.info.get(KEEPERS_INFO_KEY, [])
+        return not owners or any(owner._recorder is self for owner in owners)
 
     def enums(self) -> dict[str, type[IntEnum]]:
         return {"action": self.actions, "entity_type": self.entity_types}
@@ -135,14 +151,17 @@ class Recorder:
                 continue
             changes.append((plan, state, verb))
         changes.sort(key=_flush_order)
-        if not changes:
-            return
-        loaded_after = self._load_unloaded(session, changes)
         rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]] = defaultdict(list)
-        for plan, state, verb in changes:
-            row = _row(plan, state, verb, stash.get(state, {}), loaded_after.get(state, {}))
-            if row is not None:
-                rows_by_mapper[state.mapper].append(row)
+        built: dict[InstanceState[Any], dict[str, Any]] = {}
+        if changes:
+            loaded_after = self._load_unloaded(session, changes)
+            for plan, state, verb in changes:
+                row = _row(plan, state, verb, stash.get(state, {}), loaded_after.get(state, {}))
+                if row is not None:
+                    rows_by_mapper[state.mapper].append(row)
+                    built[state] = row
+        # Custom history events and property texts (capture/events.py) join the same write.
+        add_annotation_rows(self, flush_context, built, rows_by_mapper)
         self.write(session, rows_by_mapper)
 
     def write(

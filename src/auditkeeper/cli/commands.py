@@ -10,6 +10,7 @@ import click
 
 from .. import __version__
 from .demo import demo
+from .trail import trail_command
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -23,3 +24,4 @@ def cli() -> None:
 
 
 cli.add_command(demo)
+cli.add_command(trail_command)
