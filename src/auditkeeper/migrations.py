@@ -12,8 +12,9 @@
 The audit tables themselves are ordinary tables in the application's ``MetaData``, so
 autogenerate writes them. What it cannot see (the append-only triggers and, on
 PostgreSQL, the history procedures and the list of audited classes they read) is
-installed here; every statement replaces what it creates, so running ``install`` again
-in a later migration refreshes them after an upgrade of auditkeeper.
+installed here, with the trail's indexes for related records; every statement replaces
+(or skips) what exists, so running ``install`` again in a later migration refreshes them
+after an upgrade of auditkeeper or a new related-record option.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any
 
 from .capture.history import publish_entities
 from .capture.keeper import Auditkeeper
+from .trail import trail_index_statements
 
 __all__ = ["install"]
 
@@ -33,3 +35,5 @@ def install(op: Any, keeper: Auditkeeper) -> None:
         op.execute(statement)
     if connection.dialect.name == "postgresql":
         publish_entities(keeper._recorder, connection)
+    for statement in trail_index_statements(keeper, connection.dialect.name):
+        op.execute(statement)
