@@ -52,6 +52,11 @@ class Database:
         self._engines.append(engine)
         return engine
 
+    def cli_url(self) -> str:
+        """The URL as a command-line ``--db`` takes it (the schema in its query)."""
+        url = make_url(self.url).update_query_dict(self.connect_args)
+        return url.render_as_string(hide_password=False)
+
     def async_url(self) -> str:
         if self.dialect == "sqlite":
             return self.url.replace("sqlite://", "sqlite+aiosqlite://", 1)

@@ -8,7 +8,10 @@
     ├── ActorError               the actor context is missing (strict mode) or invalid
     ├── CaptureError             a change could not be turned into an audit row
     ├── ReadOnlyLogError         something tried to change or delete a stored log row
-    └── StoreError               the audit rows could not be written or read
+    ├── StoreError               the audit rows could not be written or read
+    └── QueryError               a query of the log was asked something it cannot answer
+        ├── InvalidCursorError        a page cursor is malformed or belongs to another query
+        └── InvalidFilterError        a filter names an unknown value or is inconsistent
 
 Every message names the offending value and says what to do about it.
 """
@@ -21,6 +24,9 @@ __all__ = [
     "CaptureError",
     "CatalogueConflictError",
     "ConfigurationError",
+    "InvalidCursorError",
+    "InvalidFilterError",
+    "QueryError",
     "ReadOnlyLogError",
     "StoreError",
 ]
@@ -80,3 +86,15 @@ class ReadOnlyLogError(AuditkeeperError):
 
 class StoreError(AuditkeeperError):
     """Audit rows could not be written or read."""
+
+
+class QueryError(AuditkeeperError):
+    """A query of the audit log cannot be answered as asked."""
+
+
+class InvalidCursorError(QueryError):
+    """A page cursor is not one that auditkeeper made, or was made for another query."""
+
+
+class InvalidFilterError(QueryError):
+    """A filter names an unknown entity type, action or field, or contradicts itself."""

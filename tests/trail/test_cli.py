@@ -58,7 +58,7 @@ def test_options_and_errors(demo_db: Path) -> None:
     bad_id = runner.invoke(cli, ["trail", "Business", "one", "--db", str(demo_db)])
     assert "'one' is not an integer key" in bad_id.output
     bad_app = runner.invoke(cli, ["trail", "Business", "1", "--app", "nowhere"])
-    assert "'nowhere' is not module:attribute" in bad_app.output
+    assert "--app 'nowhere' must be MODULE:ATTRIBUTE" in bad_app.output
 
 
 def test_an_application_named_by_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,4 +106,4 @@ def test_an_application_named_by_app(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert result.exit_code == 0, result.output
     assert "Created" in result.output and "System" in result.output
     wrong = CliRunner().invoke(cli, ["trail", "Order", "1", "--app", "shop_audit:Base"])
-    assert "not an auditkeeper.Auditkeeper" in wrong.output
+    assert "is Base, not an Auditkeeper" in wrong.output

@@ -9,7 +9,9 @@ from __future__ import annotations
 import click
 
 from .. import __version__
+from .admin import add_events_command, check_command, install_command
 from .demo import demo
+from .query_commands import as_of_command, export_command, logs_command, show_command
 from .trail import trail_command
 
 
@@ -25,3 +27,10 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(trail_command)
+cli.add_command(logs_command)
+cli.add_command(show_command)
+cli.add_command(as_of_command)
+cli.add_command(export_command)
+cli.add_command(install_command)
+cli.add_command(check_command)
+cli.add_command(add_events_command)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError
 
 from ..model.tables import AuditEntry
 
-__all__ = ["NON_TERMINAL_WIDTH", "log_table", "make_console", "one_line", "show_value"]
+__all__ = ["NON_TERMINAL_WIDTH", "code_name", "log_table", "make_console", "one_line", "show_value"]
 
 NON_TERMINAL_WIDTH = 132
 """Columns when stdout is not a terminal: Rich would assume 80, too narrow for the log;
@@ -55,8 +55,8 @@ def log_table(
         table.add_row(
             str(entry.id),
             entry.created_at.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S"),
-            actions(entry.action).name,
-            f"{entity_types(entry.entity_type).name} {_key(entry)}",
+            code_name(actions, entry.action),
+            f"{code_name(entity_types, entry.entity_type)} {_key(entry)}",
             _by(entry),
             _changes(entry, arrow),
         )
@@ -107,3 +107,11 @@ def _changes(entry: AuditEntry, arrow: str) -> Text:
         else:
             lines.append(f"{field}: {show_value(old)} {arrow} {show_value(new)}")
     return Text("\n".join(lines))
+
+
+def code_name(enum: type[IntEnum], code: int) -> str:
+    """The member's name, or ``"12?"`` for a code the enum does not have (any more)."""
+    try:
+        return enum(code).name
+    except ValueError:
+        return f"{code}?"

@@ -8,9 +8,6 @@ database (``auditkeeper demo`` writes one), whose users are named by their full 
 
 from __future__ import annotations
 
-import importlib
-import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -26,28 +23,18 @@ from ..capture.plan import coerce
 from ..errors import AuditkeeperError
 from ..trail import SORT_FIELDS, TrailPage, trail
 from ..trail.users import UserNames
+from .context import DEFAULT_APP, CliError, app_option, database_option, load_app
 from .demo import DEFAULT_DATABASE, open_database
 from .render import make_console, one_line
 
-__all__ = ["find_entity", "load_keeper", "trail_command", "trail_table"]
+__all__ = ["find_entity", "trail_command", "trail_table"]
 
 
 @click.command("trail")
 @click.argument("entity")
 @click.argument("record_id", metavar="ID")
-@click.option(
-    "--app",
-    metavar="MODULE:ATTRIBUTE",
-    help="The application's Auditkeeper, e.g. myapp.audit:keeper (default: the demo CRM).",
-)
-@click.option(
-    "--db",
-    "database",
-    default=DEFAULT_DATABASE,
-    show_default=True,
-    metavar="URL_OR_PATH",
-    help="A SQLite file path, or a SQLAlchemy URL such as postgresql+psycopg://user@host/db.",
-)
+@app_option
+@database_option
 @click.option("--search", help="Only rows whose texts contain this (any case).")
 @click.option(
     "--sort",
@@ -62,8 +49,8 @@ __all__ = ["find_entity", "load_keeper", "trail_command", "trail_table"]
 def trail_command(
     entity: str,
     record_id: str,
-    app: str | None,
-    database: str,
+    app: str,
+    database: str | None,
     search: str | None,
     sort: str,
     limit: int | None,
@@ -75,17 +62,11 @@ def trail_command(
     Examples: `auditkeeper trail Lead 1` (the demo's database), `auditkeeper trail User 42
     --app myapp.audit:keeper --db postgresql+psycopg://localhost/myapp`.
     """
-    user_names: UserNames | None = None
-    if app is None:
-        from ..demo.crm import build_crm
-
-        crm = build_crm()
-        keeper = crm.keeper
-        user_names = crm.User.full_name
-    else:
-        keeper = load_keeper(app)
+    keeper, owner = load_app(app)
+    # The demo's users have full names; other applications pass a resolver in Python.
+    user_names: UserNames | None = owner.User.full_name if app == DEFAULT_APP else None
     cls = find_entity(keeper, entity)
-    engine = open_database(database)
+    engine = open_database(database or DEFAULT_DATABASE)
     try:
         with Session(engine) as session:
             page = trail(
@@ -100,7 +81,7 @@ def trail_command(
                 limit=limit,
             )
     except (AuditkeeperError, SQLAlchemyError) as error:
-        raise click.ClickException(one_line(error)) from None
+        raise CliError(one_line(error)) from None
     finally:
         engine.dispose()
     console = make_console()
@@ -124,31 +105,6 @@ def trail_table(page: TrailPage, *, title: str) -> Table:
             row.date.strftime("%Y-%m-%d %H:%M:%S"),
         )
     return table
-
-
-def load_keeper(spec: str) -> Auditkeeper:
-    """The ``Auditkeeper`` named by ``module:attribute`` (the attribute may be dotted)."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise click.BadParameter(f"{spec!r} is not module:attribute", param_hint="--app")
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))
-    try:
-        found: Any = importlib.import_module(module_name)
-    except ImportError as error:
-        raise click.BadParameter(
-            f"cannot import {module_name!r}: {one_line(error)}", param_hint="--app"
-        ) from None
-    for part in attribute.split("."):
-        if not hasattr(found, part):
-            raise click.BadParameter(f"{module_name} has no {attribute!r}", param_hint="--app")
-        found = getattr(found, part)
-    if not isinstance(found, Auditkeeper):
-        raise click.BadParameter(
-            f"{spec} is {type(found).__name__}, not an auditkeeper.Auditkeeper",
-            param_hint="--app",
-        )
-    return found
 
 
 def find_entity(keeper: Auditkeeper, name: str) -> type:

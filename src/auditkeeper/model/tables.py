@@ -141,6 +141,35 @@ def build_tables(
         ),
         Index(f"ix_{name}_user", "user_id", "created_at", "id"),
         Index(f"ix_{name}_created_at", "created_at", postgresql_using="brin"),
+        # For the query layer (docs/query.md, "Indexes"): pages in (created_at, id)
+        # order, a transaction's rows, and the selective filters; the partial ones cost
+        # nothing for rows they leave out (no tenant, not impersonated).
+        Index(f"ix_{name}_created", "created_at", "id"),
+        Index(f"ix_{name}_transaction", "transaction_id"),
+        Index(
+            f"ix_{name}_email",
+            "user_email",
+            "created_at",
+            "id",
+            postgresql_where=text("user_email IS NOT NULL"),
+            sqlite_where=text("user_email IS NOT NULL"),
+        ),
+        Index(
+            f"ix_{name}_impersonated",
+            "impersonator_user_id",
+            "created_at",
+            "id",
+            postgresql_where=text("is_impersonated"),
+            sqlite_where=text("is_impersonated"),
+        ),
+        Index(
+            f"ix_{name}_tenant",
+            "tenant_id",
+            "created_at",
+            "id",
+            postgresql_where=text("tenant_id IS NOT NULL"),
+            sqlite_where=text("tenant_id IS NOT NULL"),
+        ),
         schema=schema,
         comment="auditkeeper: append-only audit log (one row per audited change)",
     )
