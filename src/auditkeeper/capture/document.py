@@ -22,11 +22,14 @@ def build_row(
     old: Mapping[str, Any],
     new: Mapping[str, Any],
     key: Sequence[Any],
+    collections: Mapping[str, tuple[list[Any], list[Any]]] | None = None,
 ) -> dict[str, Any] | None:
     """The audit row (without actor columns), or None when nothing audited changed.
 
     ``old`` and ``new`` map attribute keys to raw Python values (``old`` is ignored on
-    create, ``new`` on delete); ``key`` holds the primary key values.
+    create, ``new`` on delete); ``key`` holds the primary key values. ``collections``
+    holds the many-to-many relationships that changed, as the related records' keys
+    before and after; they join ``difference`` under the relationship's name.
     """
     previous: dict[str, Any] = {}
     current: dict[str, Any] = {}
@@ -50,6 +53,8 @@ def build_row(
                 difference[name] = [old_json, None]
         elif changed:
             difference[name] = [old_json, new_json]
+    for name, (before, after) in (collections or {}).items():
+        difference[name] = [before, after]
     if verb == "update":
         action = plan.update_action(difference) if difference else None
     else:

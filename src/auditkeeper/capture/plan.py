@@ -64,6 +64,9 @@ class ClassPlan:
     primary_key: tuple[AuditedColumn, ...]
     integer_key: bool
     volatile: tuple[AuditedColumn, ...]
+    collections: tuple[str, ...] = ()
+    """Many-to-many relationships (through a plain association table): adding or removing
+    a related record changes no column of this class, but is a change of it."""
 
     def update_action(self, changed: dict[str, Any]) -> int | None:
         """The domain action whose fields changed, else the update action."""
@@ -102,7 +105,16 @@ def build_plan(
                 f"its columns are {sorted(known)}"
             )
     columns = tuple(_audited_columns(declaration, table_columns))
-    names = frozenset(c.name for c in columns) | frozenset(c.key for c in columns)
+    collections = tuple(
+        rel.key
+        for rel in mapper.relationships
+        if rel.secondary is not None and not rel.viewonly and rel.key not in declaration.exclude
+    )
+    names = (
+        frozenset(c.name for c in columns)
+        | frozenset(c.key for c in columns)
+        | frozenset(collections)
+    )
     for domain in declaration.on_change:
         unknown = sorted(domain.fields - names)
         if unknown:
@@ -137,6 +149,7 @@ def build_plan(
         primary_key=tuple(primary_key),
         integer_key=integer_key,
         volatile=tuple(c for c in columns if c.volatile),
+        collections=collections,
     )
 
 

@@ -29,7 +29,7 @@ from sqlalchemy.orm import (
     mapperlib,
 )
 from sqlalchemy.orm.attributes import instance_state
-from sqlalchemy.orm.base import NO_VALUE
+from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_INITIALIZE
 
 from ..errors import ActorError, CaptureError, ReadOnlyLogError
 from ..model import values
@@ -48,10 +48,13 @@ KEEPERS_INFO_KEY = "auditkeeper.keepers"
 """``MetaData.info`` key listing the ``Auditkeeper`` objects built on that metadata."""
 
 _STASH = "auditkeeper.stash"
+_LINKS = "auditkeeper.links"
 _TRANSACTION = "auditkeeper.transaction"
 _MISSING: Any = NO_VALUE
 
 _Values = dict[str, Any]
+_Links = dict[str, tuple[list[Any], list[Any]]]
+"""Per many-to-many relationship: the related objects before and after the flush."""
 
 
 class Recorder:
@@ -131,13 +134,41 @@ class Recorder:
                         {k: v for k, v in row.items() if k not in stash.get(state, {})}
                     )
         session.info[_STASH] = stash
+        session.info[_LINKS] = self._collect_links(session)
+
+    def _collect_links(self, session: Session) -> dict[InstanceState[Any], _Links]:
+        """Many-to-many changes, read before the flush: both sides of a link are dirty
+        now, while the flush itself visits only the side that writes the link row."""
+        links: dict[InstanceState[Any], _Links] = {}
+        for obj in itertools.chain(session.dirty, session.new):
+            state = instance_state(obj)
+            plan = self.plan_for(state.mapper)
+            if plan is None or not plan.collections:
+                continue
+            changed = {}
+            for key in plan.collections:
+                history = state.get_history(key, PASSIVE_NO_INITIALIZE)
+                if history.added or history.deleted:
+                    unchanged = list(history.unchanged or ())
+                    changed[key] = (
+                        unchanged + list(history.deleted or ()),
+                        unchanged + list(history.added or ()),
+                    )
+            if changed:
+                links[state] = changed
+        return links
 
     def after_flush(self, session: Session, flush_context: UOWTransaction) -> None:
         stash: dict[InstanceState[Any], _Values] = session.info.pop(_STASH, {})
+        links: dict[InstanceState[Any], _Links] = session.info.pop(_LINKS, {})
         changes: list[tuple[ClassPlan, InstanceState[Any], str]] = []
-        for state, (is_delete, list_only) in flush_context.states.items():
-            if list_only:
-                continue
+        flushed = {
+            state: is_delete
+            for state, (is_delete, list_only) in flush_context.states.items()
+            if not list_only
+        }
+        flushed.update({state: False for state in links if state not in flushed})
+        for state, is_delete in flushed.items():
             plan = self.plan_for(state.mapper)
             if plan is None:
                 continue
@@ -156,7 +187,14 @@ class Recorder:
         if changes:
             loaded_after = self._load_unloaded(session, changes)
             for plan, state, verb in changes:
-                row = _row(plan, state, verb, stash.get(state, {}), loaded_after.get(state, {}))
+                row = _row(
+                    plan,
+                    state,
+                    verb,
+                    stash.get(state, {}),
+                    loaded_after.get(state, {}),
+                    links.get(state, {}),
+                )
                 if row is not None:
                     rows_by_mapper[state.mapper].append(row)
                     built[state] = row
@@ -303,6 +341,7 @@ def _row(
     verb: str,
     stashed: _Values,
     loaded: _Values,
+    links: _Links,
 ) -> dict[str, Any] | None:
     """The audit row of one instance's change, or None when nothing audited changed."""
     current_values = state.dict
@@ -322,7 +361,27 @@ def _row(
             before = stashed.get(key)
         old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
-    return build_row(plan, verb, old, new, key_values)
+    collections = {}
+    if verb != "delete":
+        for key, (before, after) in links.items():
+            # Keys are read now: records created by this flush have theirs only now.
+            old_keys, new_keys = _related_keys(before), _related_keys(after)
+            if old_keys != new_keys:
+                collections[key] = (old_keys, new_keys)
+    return build_row(plan, verb, old, new, key_values, collections)
+
+
+def _related_keys(objects: list[Any]) -> list[Any]:
+    """The related records' primary keys as JSON (one value, or a list for composite
+    keys), sorted so that the same set always reads the same."""
+    keys = []
+    for obj in objects:
+        related = instance_state(obj)
+        identity = related.mapper.primary_key_from_instance(obj)
+        keys.append(values.to_json_value(identity[0] if len(identity) == 1 else list(identity)))
+    if all(isinstance(k, int) for k in keys):
+        return sorted(keys)
+    return sorted(keys, key=repr)
 
 
 def _actor_columns(actor: Actor | None) -> dict[str, Any]:

@@ -1,0 +1,149 @@
+"""Many-to-many links through a plain association table are changes of both sides."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import Column, ForeignKey, Table, select
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    relationship,
+    sessionmaker,
+)
+
+import auditkeeper
+
+
+class Action(enum.IntEnum):
+    MEMBER_CREATE = 1
+    MEMBER_UPDATE = 2
+    ROLE_CREATE = 3
+    ROLE_UPDATE = 4
+    MEMBER_ROLES_CHANGED = 5
+
+
+class Kind(enum.IntEnum):
+    MEMBER = 1
+    ROLE = 2
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Action, entity_types=Kind)
+
+appointments = Table(
+    "appointments",
+    Base.metadata,
+    Column("member_id", ForeignKey("members.id"), primary_key=True),
+    Column("role_id", ForeignKey("roles.id"), primary_key=True),
+)
+
+
+@auditkeeper.audited(
+    entity_type=Kind.MEMBER,
+    create=Action.MEMBER_CREATE,
+    update=Action.MEMBER_UPDATE,
+    on_change=[auditkeeper.on_change("roles", action=Action.MEMBER_ROLES_CHANGED)],
+)
+class Member(Base):
+    __tablename__ = "members"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    roles: Mapped[list[Role]] = relationship(secondary=appointments, back_populates="members")
+
+
+@auditkeeper.audited(entity_type=Kind.ROLE, create=Action.ROLE_CREATE, update=Action.ROLE_UPDATE)
+class Role(Base):
+    __tablename__ = "roles"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    title: Mapped[str]
+    members: Mapped[list[Member]] = relationship(secondary=appointments, back_populates="roles")
+
+
+def setup(database):
+    engine = database.engine()
+    Base.metadata.create_all(engine)
+    keeper.create_all(engine)
+    factory = sessionmaker(engine, expire_on_commit=False)
+    keeper.install(factory)
+    return engine, factory
+
+
+def rows(engine) -> list:
+    with Session(engine) as session:
+        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+
+
+def test_links_from_either_side_are_logged(database) -> None:
+    """The side the application changed is always logged; the other side too when its
+    collection was loaded (SQLAlchemy then tracks both)."""
+    engine, factory = setup(database)
+    with factory() as session:
+        ann, admin, editor = Member(name="Ann"), Role(title="admin"), Role(title="editor")
+        session.add_all([ann, admin, editor])
+        session.commit()
+        ann.roles.append(admin)  # from the member's side; admin.members is not loaded
+        session.commit()
+        editor.members.append(ann)  # from the role's side; ann.roles is loaded now
+        session.commit()
+        ann.roles.remove(admin)
+        session.commit()
+    logged = rows(engine)[3:]  # after the three creations
+    changes = [
+        (Kind(r.entity_type).name, r.number_identifier, r.action, r.difference) for r in logged
+    ]
+    both = sorted([admin.id, editor.id])
+    assert changes == [
+        ("MEMBER", ann.id, Action.MEMBER_ROLES_CHANGED, {"roles": [[], [admin.id]]}),
+        ("MEMBER", ann.id, Action.MEMBER_ROLES_CHANGED, {"roles": [[admin.id], both]}),
+        ("ROLE", editor.id, Action.ROLE_UPDATE, {"members": [[], [ann.id]]}),
+        ("MEMBER", ann.id, Action.MEMBER_ROLES_CHANGED, {"roles": [both, [editor.id]]}),
+    ]
+
+
+def test_both_sides_when_both_collections_are_loaded(database) -> None:
+    engine, factory = setup(database)
+    with factory() as session:
+        ann, admin = Member(name="Ann"), Role(title="admin")
+        session.add_all([ann, admin])
+        session.commit()
+        assert ann.roles == [] and admin.members == []  # both loaded
+        ann.roles.append(admin)
+        session.commit()
+    logged = rows(engine)[2:]
+    assert sorted((Kind(r.entity_type).name, r.difference) for r in logged) == [
+        ("MEMBER", {"roles": [[], [admin.id]]}),
+        ("ROLE", {"members": [[], [ann.id]]}),
+    ]
+
+
+def test_links_made_with_a_new_record(database) -> None:
+    engine, factory = setup(database)
+    with factory() as session:
+        role = Role(title="viewer")
+        member = Member(name="Bo", roles=[role])
+        session.add(member)
+        session.commit()
+    created = {Kind(r.entity_type).name: r for r in rows(engine)}
+    assert created["MEMBER"].action == Action.MEMBER_CREATE
+    assert created["MEMBER"].difference["roles"] == [[], [role.id]]
+    assert created["ROLE"].difference["members"] == [[], [member.id]]
+
+
+def test_a_change_of_columns_and_links_is_one_row(database) -> None:
+    engine, factory = setup(database)
+    with factory() as session:
+        member, role = Member(name="Cy"), Role(title="ops")
+        session.add_all([member, role])
+        session.commit()
+        assert member.roles == []  # loaded first: loading would autoflush the name alone
+        member.name = "Cyd"
+        member.roles.append(role)
+        session.commit()
+    member_rows = [r for r in rows(engine) if r.entity_type == Kind.MEMBER]
+    assert member_rows[-1].difference == {"name": ["Cy", "Cyd"], "roles": [[], [role.id]]}
