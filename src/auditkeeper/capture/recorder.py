@@ -55,6 +55,8 @@ _MISSING: Any = NO_VALUE
 _Values = dict[str, Any]
 _Links = dict[str, tuple[list[Any], list[Any]]]
 """Per many-to-many relationship: the related objects before and after the flush."""
+_LinkKeys = dict[str, tuple[list[Any], list[Any]]]
+"""Per many-to-many relationship: the related records' keys before and after."""
 
 
 class Recorder:
@@ -160,7 +162,10 @@ class Recorder:
 
     def after_flush(self, session: Session, flush_context: UOWTransaction) -> None:
         stash: dict[InstanceState[Any], _Values] = session.info.pop(_STASH, {})
-        links: dict[InstanceState[Any], _Links] = session.info.pop(_LINKS, {})
+        tracked: dict[InstanceState[Any], _Links] = session.info.pop(_LINKS, {})
+        # Keys are read now: records created by this flush have theirs only now.
+        links = {state: _link_keys(changed) for state, changed in tracked.items()}
+        links.update(self._other_sides(session, links))
         changes: list[tuple[ClassPlan, InstanceState[Any], str]] = []
         flushed = {
             state: is_delete
@@ -249,6 +254,48 @@ class Recorder:
         return None
 
     # -- helpers ----------------------------------------------------------------------
+
+    def _other_sides(
+        self, session: Session, links: dict[InstanceState[Any], _LinkKeys]
+    ) -> dict[InstanceState[Any], _LinkKeys]:
+        """The far side of each link change whose collection SQLAlchemy did not track
+        (it was never loaded): its keys after the flush come from the association table,
+        its keys before are those minus this flush's links and plus its unlinks."""
+        deltas: dict[tuple[Any, str, Any], tuple[set[Any], set[Any]]] = {}
+        reverse_of: dict[tuple[Any, str], Any] = {}
+        for state, changed in links.items():
+            owner = _single_key(state)
+            for name, (before, after) in changed.items():
+                reverse = _reverse(state.mapper.relationships[name])
+                if owner is None or reverse is None:
+                    continue
+                related_plan = self.plan_for(reverse.parent)
+                if related_plan is None or reverse.key not in related_plan.collections:
+                    continue
+                reverse_of[(reverse.parent, reverse.key)] = reverse
+                for related in set(map(repr, after)) ^ set(map(repr, before)):
+                    value = next(k for k in (*after, *before) if repr(k) == related)
+                    added, removed = deltas.setdefault(
+                        (reverse.parent, reverse.key, value), (set(), set())
+                    )
+                    (added if related in map(repr, after) else removed).add(owner)
+        found: dict[InstanceState[Any], _LinkKeys] = {}
+        for (mapper, name), reverse in reverse_of.items():
+            wanted = {
+                related: delta
+                for (m, n, related), delta in deltas.items()
+                if m is mapper and n == name
+            }
+            current = _current_links(session, reverse, list(wanted))
+            for related, (added, removed) in wanted.items():
+                related_state = _state_of(session, mapper, related)
+                if related_state is None or name in links.get(related_state, {}):
+                    continue  # not in this session, or already tracked
+                after = sorted(current.get(related, []), key=_sort_key)
+                before = sorted((set(after) - added) | removed, key=_sort_key)
+                if before != after:
+                    found.setdefault(related_state, {})[name] = (before, after)
+        return found
 
     def verify_catalogue(self, connection: Connection) -> None:
         """Check the enums against the catalogue once per engine (CatalogueConflictError)."""
@@ -341,7 +388,7 @@ def _row(
     verb: str,
     stashed: _Values,
     loaded: _Values,
-    links: _Links,
+    links: _LinkKeys,
 ) -> dict[str, Any] | None:
     """The audit row of one instance's change, or None when nothing audited changed."""
     current_values = state.dict
@@ -361,14 +408,17 @@ def _row(
             before = stashed.get(key)
         old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
-    collections = {}
-    if verb != "delete":
-        for key, (before, after) in links.items():
-            # Keys are read now: records created by this flush have theirs only now.
-            old_keys, new_keys = _related_keys(before), _related_keys(after)
-            if old_keys != new_keys:
-                collections[key] = (old_keys, new_keys)
-    return build_row(plan, verb, old, new, key_values, collections)
+    return build_row(plan, verb, old, new, key_values, links if verb != "delete" else None)
+
+
+def _link_keys(changed: _Links) -> _LinkKeys:
+    """The related records' keys before and after, for the relationships that changed."""
+    keys = {}
+    for name, (before, after) in changed.items():
+        old_keys, new_keys = _related_keys(before), _related_keys(after)
+        if old_keys != new_keys:
+            keys[name] = (old_keys, new_keys)
+    return keys
 
 
 def _related_keys(objects: list[Any]) -> list[Any]:
@@ -379,9 +429,7 @@ def _related_keys(objects: list[Any]) -> list[Any]:
         related = instance_state(obj)
         identity = related.mapper.primary_key_from_instance(obj)
         keys.append(values.to_json_value(identity[0] if len(identity) == 1 else list(identity)))
-    if all(isinstance(k, int) for k in keys):
-        return sorted(keys)
-    return sorted(keys, key=repr)
+    return sorted(keys, key=_sort_key)
 
 
 def _actor_columns(actor: Actor | None) -> dict[str, Any]:
@@ -418,3 +466,46 @@ def _transaction_id(session: Session) -> uuid.UUID:
     txid = uuid.uuid4()
     session.info[_TRANSACTION] = (weakref.ref(root) if root is not None else lambda: None, txid)
     return txid
+
+
+def _single_key(state: InstanceState[Any]) -> Any:
+    """A record's single-column key as JSON, or None for composite keys."""
+    identity = state.mapper.primary_key_from_instance(state.obj())
+    return values.to_json_value(identity[0]) if len(identity) == 1 else None
+
+
+def _reverse(relationship: Any) -> Any:
+    """The relationship on the other class through the same association table."""
+    for candidate in relationship.mapper.relationships:
+        if (
+            candidate.secondary is relationship.secondary
+            and candidate is not relationship
+            and relationship.parent.isa(candidate.mapper)
+            and len(candidate.synchronize_pairs) == 1
+            and len(candidate.secondary_synchronize_pairs) == 1
+        ):
+            return candidate
+    return None
+
+
+def _current_links(session: Session, reverse: Any, related: list[Any]) -> dict[Any, list[Any]]:
+    """``{related key: [owner keys]}`` as the association table holds them now."""
+    ((_, related_column),) = reverse.synchronize_pairs
+    ((_, owner_column),) = reverse.secondary_synchronize_pairs
+    connection = session.connection(bind_arguments={"mapper": reverse.parent})
+    statement = select(related_column, owner_column).where(related_column.in_(related))
+    current: dict[Any, list[Any]] = {}
+    for related_key, owner_key in connection.execute(statement):
+        current.setdefault(values.to_json_value(related_key), []).append(
+            values.to_json_value(owner_key)
+        )
+    return current
+
+
+def _state_of(session: Session, mapper: Mapper[Any], key: Any) -> InstanceState[Any] | None:
+    obj = session.identity_map.get(mapper.identity_key_from_primary_key((key,)))
+    return None if obj is None else instance_state(obj)
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    return (not isinstance(value, int), value if isinstance(value, int) else repr(value))
