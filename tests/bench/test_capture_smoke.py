@@ -1,0 +1,87 @@
+"""The capture benchmark (bench/) still runs: its worker at a tiny size, on both dialects.
+
+Only the no-audit baseline and auditkeeper run here; the peers (SQLAlchemy-Continuum,
+PostgreSQL-Audit) are not dependencies of the project and live in bench/.venv.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from bench.capture import plan, render
+from bench.capture_worker import WORKLOADS, changed_rows, describe, run
+
+from tests.conftest import Database
+
+ROWS = 20
+BATCH = 10
+WORKER = Path(__file__).resolve().parents[2] / "bench" / "capture_worker.py"
+
+
+def _run(database: Database, variant: str, workload: str) -> dict:
+    result = run(variant, workload, database.url, database.connect_args, rows=ROWS, batch=BATCH)
+    return json.loads(json.dumps(result))  # what the driver reads from the worker
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_auditkeeper_writes_one_statement_per_flush(database: Database, workload: str):
+    result = _run(database, "auditkeeper", workload)
+    changed = changed_rows(workload, ROWS)
+    assert result["dialect"] == database.dialect
+    assert result["changed_rows"] == changed
+    assert result["audit_rows"] == changed  # every changed row is logged, once
+    flushes = {"d": changed, "e": 0}.get(workload, -(-changed // BATCH))
+    assert result["flushes"] == flushes
+    assert result["units"] == (1 if workload == "e" else flushes)  # (e): one bulk statement
+    assert result["audit_statements"] == result["units"]
+    assert result["audit_statements_per_flush"] == 1
+    assert all("INSERT INTO audit_log" in s for s in result["audit_statement_kinds"])
+    assert 0 < result["write_ms"] <= result["total_ms"]
+    assert result["audit_bytes_per_row"] is None or result["audit_bytes_per_row"] > 100
+
+
+@pytest.mark.parametrize("workload", sorted(WORKLOADS))
+def test_baseline_writes_no_audit_statement(database: Database, workload: str):
+    result = _run(database, "baseline", workload)
+    assert result["audit_statements"] == 0
+    assert result["audit_rows"] == 0
+    assert result["statements"] >= 1
+    assert 0 < result["write_ms"] <= result["total_ms"]
+
+
+def test_worker_prints_json_and_the_table_renders(tmp_path: Path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(WORKER),
+            "--variant=auditkeeper",
+            "--workload=d",
+            f"--url=sqlite:///{tmp_path / 'worker.sqlite3'}",
+            f"--rows={ROWS}",
+            f"--batch={BATCH}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    mine = json.loads(done.stdout.strip().splitlines()[-1])
+    assert mine["audit_statements_per_flush"] == 1
+    base = run("baseline", "d", f"sqlite:///{tmp_path / 'base.sqlite3'}", rows=ROWS, batch=BATCH)
+    table = render({"rows": ROWS, "batch": BATCH, "repetitions": 1}, [base, mine])
+    assert f"(d) {describe('d', ROWS, BATCH)}" in table
+    assert "| SQLite | (d)" in table
+    assert "SQLite (d): no peer audits it; exactly 1 audit statement per flush" in table
+
+
+def test_plan_shuffles_each_repetition_and_skips_postgresql_only_peers():
+    jobs = plan(2, ["postgresql", "sqlite"], ["a", "b"], ["baseline", "pgaudit"], seed=1)
+    assert len(jobs) == 2 * (4 + 2)  # PostgreSQL-Audit does not run on SQLite
+    assert ("sqlite", "pgaudit") not in {(j[1], j[3]) for j in jobs}
+    first, second = jobs[:6], jobs[6:]
+    assert [j[1:] for j in first] != [j[1:] for j in second]  # each repetition its order
