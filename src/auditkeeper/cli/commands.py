@@ -12,6 +12,7 @@ from .. import __version__
 from .admin import add_events_command, check_command, install_command
 from .demo import demo
 from .query_commands import as_of_command, export_command, logs_command, show_command
+from .serve import serve_command
 from .trail import trail_command
 
 
@@ -34,3 +35,4 @@ cli.add_command(export_command)
 cli.add_command(install_command)
 cli.add_command(check_command)
 cli.add_command(add_events_command)
+cli.add_command(serve_command)

@@ -185,6 +185,7 @@ def _show_refusals(crm: Crm, engine: Engine, console: Console) -> None:
 def _show_next_steps(crm: Crm, url: URL, console: Console) -> None:
     table_name = crm.keeper.table.name
     query = f'"select * from {table_name}"'
+    psql_url = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite":
         where = f"The log is in the SQLite file {url.database}:"
         command = f"sqlite3 {shlex.quote(url.database or ':memory:')} {query}"
@@ -200,6 +201,8 @@ def _show_next_steps(crm: Crm, url: URL, console: Console) -> None:
         "`auditkeeper demo` for a fresh one.",
         "docs/demo.md in the auditkeeper repository walks through this scenario; the other "
         "pages in docs/ explain capture, the actor, values, immutability and the catalogue.",
+        "Browse it with the viewer's API: auditkeeper serve --db "
+        + shlex.quote(str(url.database) if url.get_backend_name() == "sqlite" else psql_url),
     ):
         console.print(Text(line))
 
