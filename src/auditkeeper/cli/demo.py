@@ -22,7 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from ..demo.crm import Crm, build_crm
 from ..errors import ConfigurationError
 from ..store.engine import configure_sqlite
-from .render import log_table, make_console, one_line
+from .query_render import entries_table
+from .render import make_console, one_line
 from .scenario import Scenario
 from .tamper import MALLORY, count_forged_rows, try_to_edit_the_log
 
@@ -161,14 +162,7 @@ def _show_log(crm: Crm, engine: Engine, console: Console, *, after_id: int) -> N
     _heading(console, f"The audit log: {len(entries)} rows written by this run")
     if after_id:
         console.print(Text(f"(rows up to id {after_id} are from earlier runs, kept by --keep)"))
-    console.print(
-        log_table(
-            entries,
-            actions=crm.keeper.actions,
-            entity_types=crm.keeper.entity_types,
-            ascii_only=console.options.ascii_only,
-        )
-    )
+    console.print(entries_table(entries, crm.keeper, ascii_only=console.options.ascii_only))
 
 
 def _show_refusals(crm: Crm, engine: Engine, console: Console) -> None:
