@@ -57,6 +57,7 @@ def test_list_pages_and_filters(crm: Crm, engine: Engine, seeded: dict[str, Any]
     assert first.headers["content-security-policy"] == CSP
     body = first.json()
     assert len(body["items"]) == 3 and body["next_cursor"]
+    assert body["previous_cursor"] is None
     seen = [item["id"] for item in body["items"]]
     cursor = body["next_cursor"]
     while cursor:
@@ -64,6 +65,8 @@ def test_list_pages_and_filters(crm: Crm, engine: Engine, seeded: dict[str, Any]
         seen += [item["id"] for item in page["items"]]
         cursor = page["next_cursor"]
     assert len(seen) == len(set(seen)) == 8
+    back = client.get("/api/logs", params={"limit": 3, "cursor": page["previous_cursor"]})
+    assert [item["id"] for item in back.json()["items"]] == seen[3:6]
     updates = client.get("/api/logs", params={"action": "lead_update"}).json()["items"]
     assert [u["record_id"] for u in updates] == [seeded["evil"]]
     assert updates[0]["action_name"] == "LEAD_UPDATE"

@@ -262,3 +262,69 @@ def test_read_page_async(crm: Crm, database: Database, users: list[Any], engine:
             await async_engine.dispose()
 
     assert asyncio.run(main()) == [r["id"] for r in reversed(stored)]
+
+
+@pytest.mark.parametrize("newest_first", [True, False], ids=["newest", "oldest"])
+def test_previous_cursors_walk_back_over_the_same_pages(
+    crm: Crm, engine: Engine, users: list[Any], newest_first: bool
+) -> None:
+    insert_rows(crm, engine, build_rows(users, count=23))
+    log_filter = LogFilter(newest_first=newest_first)
+    with Session(engine) as session:
+        forward = [read_page(session, crm.keeper, log_filter, limit=5)]
+        assert forward[0].previous_cursor is None  # the first page has none
+        while forward[-1].next_cursor is not None:
+            cursor = forward[-1].next_cursor
+            forward.append(read_page(session, crm.keeper, log_filter, limit=5, cursor=cursor))
+        assert [len(p) for p in forward] == [5, 5, 5, 5, 3]
+        backward = [forward[-1]]
+        while backward[-1].previous_cursor is not None:
+            cursor = backward[-1].previous_cursor
+            backward.append(read_page(session, crm.keeper, log_filter, limit=5, cursor=cursor))
+    assert [[e.id for e in p] for p in reversed(backward)] == [[e.id for e in p] for p in forward]
+    assert backward[-1].previous_cursor is None
+    # A page reached backwards goes forward again to the page it came from.
+    assert [p.next_cursor is not None for p in backward[1:]] == [True] * 4
+
+
+def test_going_back_past_the_start_gives_the_first_page(
+    crm: Crm, engine: Engine, users: list[Any]
+) -> None:
+    """With another page size than the walk used, the rows before a cursor may not fill
+    a page: the answer is then the first page, not a short one."""
+    insert_rows(crm, engine, build_rows(users, count=12))
+    with Session(engine) as session:
+        first = read_page(session, crm.keeper, limit=3)
+        second = read_page(session, crm.keeper, limit=3, cursor=first.next_cursor)
+        assert second.previous_cursor is not None
+        back = read_page(session, crm.keeper, limit=10, cursor=second.previous_cursor)
+        assert [e.id for e in back] == [e.id for e in read_page(session, crm.keeper, limit=10)]
+        assert back.previous_cursor is None
+
+
+def test_previous_cursors_see_rows_that_arrived_meanwhile(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+) -> None:
+    """Newest first, rows added after the walk started appear when going back to the
+    start, as on a fresh first page: no row is skipped."""
+    add_leads(crm, sessions, [f"lead {n}" for n in range(10)])
+    with Session(engine) as session:
+        first = read_page(session, crm.keeper, limit=4)
+        second = read_page(session, crm.keeper, limit=4, cursor=first.next_cursor)
+        add_leads(crm, sessions, ["late 1", "late 2"])
+        back = read_page(session, crm.keeper, limit=4, cursor=second.previous_cursor)
+        assert [e.id for e in back] == [e.id for e in first]
+        assert back.previous_cursor is not None
+        start = read_page(session, crm.keeper, limit=4, cursor=back.previous_cursor)
+    assert [e.difference["name"][1] for e in start][:2] == ["late 2", "late 1"]
+
+
+def test_a_previous_cursor_keeps_its_direction() -> None:
+    from auditkeeper.query.cursor import decode_cursor
+
+    moment = dt.datetime(2026, 5, 1, tzinfo=dt.UTC)
+    before = Position(moment, 7, before=True)
+    assert decode_cursor(encode_cursor(before, "abc"), "abc") == before
+    odd = cursor_of({"v": 1, "at": "2026-01-01T00:00:00+00:00", "id": 1, "q": "abc", "d": "x"})
+    with pytest.raises(InvalidCursorError, match="not that of an auditkeeper cursor"):
+        decode_cursor(odd, "abc")

@@ -75,16 +75,19 @@ class EntryDetail(EntrySummary):
 
 
 class LogPageOut(BaseModel):
-    """A keyset page: pass ``next_cursor`` back as ``cursor`` (same filters) for more."""
+    """A keyset page: pass ``next_cursor`` (or ``previous_cursor``) back as ``cursor``,
+    with the same filters, for the page after (or before) this one."""
 
     items: list[EntrySummary]
     next_cursor: str | None
+    previous_cursor: str | None = None
 
     @classmethod
     def of(cls, page: LogPage, keeper: Auditkeeper) -> LogPageOut:
         return cls(
             items=[EntrySummary.of(entry, keeper) for entry in page],
             next_cursor=page.next_cursor,
+            previous_cursor=page.previous_cursor,
         )
 
 

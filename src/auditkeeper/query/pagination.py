@@ -7,6 +7,10 @@ in ``created_at`` (or ``created_at, id``) answers without counting the rows befo
 page 100 costs what page 1 costs. Rows inserted meanwhile never shift a page, so there
 are no duplicates and no gaps (a new row newer than the first page is simply not part
 of a newest-first walk that has started; an oldest-first walk reaches it at the end).
+
+Pages also go back: a page read after a cursor carries a ``previous_cursor``, which
+reads the rows strictly before its first row, in reverse order from the same index,
+and shows them in the page's order. Going back to the start gives the first page.
 """
 
 from __future__ import annotations
@@ -46,10 +50,12 @@ MAX_PAGE_SIZE = 10_000
 
 @dataclass(frozen=True)
 class LogPage:
-    """One page of audit entries, and the cursor of the next page (None on the last)."""
+    """One page of audit entries, the cursor of the next page (None on the last) and
+    that of the previous page (None on the first)."""
 
     entries: Sequence[AuditEntry]
     next_cursor: str | None
+    previous_cursor: str | None = None
 
     def __iter__(self) -> Iterator[AuditEntry]:
         return iter(self.entries)
@@ -66,8 +72,9 @@ def read_page(
     limit: int = 50,
     cursor: str | None = None,
 ) -> LogPage:
-    """Up to ``limit`` entries matching ``log_filter``, after ``cursor`` (a previous page's
-    ``next_cursor``, for the same filter and order).
+    """Up to ``limit`` entries matching ``log_filter``, after ``cursor`` (a page's
+    ``next_cursor``, for the same filter and order), or before it (a page's
+    ``previous_cursor``).
 
     ``InvalidFilterError`` names an unknown entity type or action; ``InvalidCursorError``
     refuses a malformed cursor or one made for another filter.
@@ -76,18 +83,30 @@ def read_page(
         raise QueryError(f"limit must be an integer from 1 to {MAX_PAGE_SIZE}, got {limit!r}")
     resolved = resolve(log_filter or LogFilter(), keeper)
     fingerprint = resolved.fingerprint()
-    after = None if cursor is None else decode_cursor(cursor, fingerprint)
+    position = None if cursor is None else decode_cursor(cursor, fingerprint)
     with orm_session(bind) as session:
         statement = ordered_select(
-            select(keeper.Entry), keeper, resolved, dialect_name(bind, keeper), after
+            select(keeper.Entry), keeper, resolved, dialect_name(bind, keeper), position
         )
         rows = list(session.scalars(statement.limit(limit + 1)))
-    entries, more = rows[:limit], len(rows) > limit
-    next_cursor = None
-    if more:
-        last = entries[-1]
-        next_cursor = encode_cursor(Position(last.created_at, last.id), fingerprint)
-    return LogPage(entries, next_cursor)
+    more = len(rows) > limit
+    if position is not None and position.before:
+        if not more:  # nothing before these rows: this is the first page
+            return read_page(bind, keeper, log_filter, limit=limit)
+        entries = rows[:limit][::-1]
+        return LogPage(
+            entries, _cursor(entries[-1], fingerprint), _cursor(entries[0], fingerprint, True)
+        )
+    entries = rows[:limit]
+    return LogPage(
+        entries,
+        _cursor(entries[-1], fingerprint) if more else None,
+        _cursor(entries[0], fingerprint, True) if position is not None and entries else None,
+    )
+
+
+def _cursor(entry: AuditEntry, fingerprint: str, before: bool = False) -> str:
+    return encode_cursor(Position(entry.created_at, entry.id, before), fingerprint)
 
 
 async def read_page_async(
@@ -141,20 +160,23 @@ def ordered_select(
     keeper: Auditkeeper,
     resolved: ResolvedFilter,
     dialect: str,
-    after: Position | None = None,
+    position: Position | None = None,
 ) -> Select[Any]:
     """``statement`` filtered by ``resolved``, in its ``(created_at, id)`` order, and
-    strictly after ``after``."""
+    strictly after ``position``; or, when ``position.before``, strictly before it and in
+    the reverse order (nearest row first)."""
     table = keeper.table
     criteria: list[ColumnElement[bool]] = resolved.criteria(table, dialect)
-    if after is not None:
+    descending = resolved.newest_first
+    if position is not None:
         key = tuple_(table.c.created_at, table.c.id)
         bound = tuple_(
-            literal(after.created_at.astimezone(dt.UTC), table.c.created_at.type),
-            literal(after.id, table.c.id.type),
+            literal(position.created_at.astimezone(dt.UTC), table.c.created_at.type),
+            literal(position.id, table.c.id.type),
         )
-        criteria.append(key < bound if resolved.newest_first else key > bound)
-    if resolved.newest_first:
+        descending = descending != position.before
+        criteria.append(key < bound if descending else key > bound)
+    if descending:
         order = (table.c.created_at.desc(), table.c.id.desc())
     else:
         order = (table.c.created_at.asc(), table.c.id.asc())
