@@ -75,6 +75,12 @@ def test_list_pages_and_filters(crm: Crm, engine: Engine, seeded: dict[str, Any]
         "/api/logs", params={"entity_type": "LEAD", "record": str(seeded["evil"])}
     ).json()
     assert len(one["items"]) == 2
+    found = client.get("/api/logs", params={"text": "<SCRIPT>"}).json()["items"]
+    assert [(f["record_id"], f["action_name"]) for f in found] == [
+        (seeded["evil"], "LEAD_UPDATE"),
+        (seeded["evil"], "LEAD_CREATE"),
+    ]
+    assert client.get("/api/logs", params={"text": "lead_"}).json()["items"] == []
 
 
 def test_one_log_trail_as_of_and_catalogue(
@@ -143,6 +149,8 @@ def test_writes_are_refused(crm: Crm, engine: Engine, seeded: dict[str, Any], me
         ("/api/logs", {"entity_type": "LEAD", "record": "x"}, "record"),
         ("/api/logs", {"user_id": "99999999999999999999999"}, "user_id"),
         ("/api/logs", {"user_email": "a\x00b"}, "user_email"),
+        ("/api/logs", {"text": "a\x00b"}, "text"),
+        ("/api/logs", {"text": "x" * 513}, "text"),
         ("/api/logs", {"limit": "0"}, "limit"),
         ("/api/logs/abc", {}, "entry_id"),
         ("/api/logs/99999999999999999999999", {}, "entry_id"),

@@ -96,6 +96,10 @@ def test_logs_json_has_the_export_fields(demo_db: str) -> None:
             [1, 2, 6, 12],
         ),
         (["--tenant", "acme"], []),
+        (["--text", "MUSTERMANN"], [13, 5]),
+        (["--text", "ticket #123"], [7]),
+        (["--text", "nightly", "--action", "LEAD_UPDATE"], [13]),
+        (["--text", "%"], []),
     ],
 )
 def test_filters(demo_db: str, args: list[str], expected: list[int]) -> None:

@@ -9,6 +9,7 @@ Python, so query results can be compared with it for any combination of filters.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import uuid
 from typing import Any
@@ -115,11 +116,22 @@ def matches(row: dict[str, Any], f: LogFilter) -> bool:
         f.since is None or row["created_at"] >= f.since,
         f.until is None or row["created_at"] < f.until,
         f.field is None or f.field in row["changed_objects"]["difference"],
+        f.text is None or contains_text(row, f.text),
     ]
     if f.field is not None and f.changed_to is not UNSET and all(checks):
         new = row["changed_objects"]["difference"][f.field][1]
         checks.append(new == f.changed_to and type(new) is type(f.changed_to))
     return all(checks)
+
+
+def contains_text(row: dict[str, Any], text: str) -> bool:
+    """The text filter's rule: in the document as JSON (where a quote is ``\\"``), the
+    e-mail or the reason, ignoring ASCII case (the test texts span no JSON syntax)."""
+    needle = text.lower()
+    document = json.dumps(row["changed_objects"], ensure_ascii=False).lower()
+    return json.dumps(needle)[1:-1] in document or any(
+        needle in (row[name] or "").lower() for name in ("user_email", "reason")
+    )
 
 
 def expected_ids(rows: list[dict[str, Any]], f: LogFilter) -> list[int]:

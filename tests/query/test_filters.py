@@ -53,6 +53,10 @@ def filter_kinds(rows: list[dict[str, Any]], users: list[Any]) -> list[dict[str,
         {"field": "status", "changed_to": True},
         {"field": "name", "changed_to": "a"},
         {"field": "score", "changed_to": 2.5},
+        {"text": "ALICE@"},
+        {"text": 'say "h'},
+        {"text": "odd.k"},
+        {"text": "10.5"},
     ]
 
 
@@ -212,3 +216,45 @@ def test_changed_to_compares_values_as_the_log_stores_them(
         assert len(ids(entity_type="LEAD", field="status", changed_to=LeadStatus.WON)) == 1
         assert len(ids(entity_type="LEAD", field="email", changed_to=None)) == 1
         assert len(ids(entity_type="LEAD", field="email")) == 2  # the creation, the update
+
+
+def test_text_is_a_literal_substring_in_any_case(
+    crm: Crm, engine: Engine, users: list[Any]
+) -> None:
+    """``%``, ``_`` and ``\\`` are characters, not wildcards; the text is found in values,
+    field names, the e-mail and the reason, ignoring case."""
+    base = build_rows(users, count=1)[0]
+    texts = {
+        "percent": {"name": "50% off"},
+        "underscore": {"name": "snake_case"},
+        "backslash": {"name": "C:\\temp"},
+        "quoted": {"name": 'the "best" lead'},
+        "plain": {"name": "Percentage offer"},
+    }
+    rows = []
+    for label, current in texts.items():
+        document = {"previous": None, "current": current, "difference": {}}
+        rows.append({**base, "changed_objects": document, "reason": f"Ticket {label.upper()}"})
+    stored = insert_rows(crm, engine, rows)
+    ids = {label: row["id"] for label, row in zip(texts, stored, strict=True)}
+
+    def found(text: str) -> set[str]:
+        with Session(engine) as session:
+            page = read_page(session, crm.keeper, LogFilter(text=text), limit=100)
+        return {label for label, row_id in ids.items() if row_id in {e.id for e in page}}
+
+    assert found("%") == {"percent"}
+    assert found("_c") == {"underscore"}
+    assert found("50_") == set()  # "_" is no single-character wildcard (50%)
+    assert found("\\") == {"backslash"}
+    assert found('"BEST"') == {"quoted"}
+    assert found("ticket plain") == {"plain"}  # the reason, any case
+    assert found("SNAKE") == {"underscore"}
+    assert found("NAME") == set(texts)  # a field name
+    assert found(base["user_email"].upper()) == set(texts)
+    assert found("nowhere at all") == set()
+
+
+def test_text_must_be_non_empty() -> None:
+    with pytest.raises(InvalidFilterError, match="text must be a non-empty string"):
+        LogFilter(text="")

@@ -82,11 +82,14 @@ def create_router(
         since: Text = None,
         until: Text = None,
         field: Text = None,
+        text: Text = None,
         oldest_first: bool = False,
         limit: Annotated[int, Query(ge=1, le=500)] = 50,
         cursor: Text = None,
     ) -> LogPageOut:
-        """Audit logs, newest first, filtered; page on with ``next_cursor``."""
+        """Audit logs, newest first, filtered; page on with ``next_cursor`` (back with
+        ``previous_cursor``). ``text`` finds a substring, in any case, in the documents,
+        the user's e-mail or the reason."""
         with _answers():
             log_filter = _filter(
                 reader,
@@ -98,6 +101,7 @@ def create_router(
                 since=since,
                 until=until,
                 field=field,
+                text=text,
                 oldest_first=oldest_first,
             )
             if cursor is not None:
@@ -180,6 +184,7 @@ def _filter(
     since: str | None,
     until: str | None,
     field: str | None,
+    text: str | None,
     oldest_first: bool,
 ) -> LogFilter:
     """The ``LogFilter`` of the list's query parameters, each checked on its own."""
@@ -189,10 +194,10 @@ def _filter(
     if action:
         from ..query.resolve import resolve_code
 
-        text = check_text("action", action).strip()
+        given = check_text("action", action).strip()
         try:
             action_code = resolve_code(
-                "action", keeper.actions, int(text) if text.isdigit() else text
+                "action", keeper.actions, int(given) if given.isdigit() else given
             )
         except Exception as error:
             raise BadInputError("action", f"action: {error}") from None
@@ -218,6 +223,7 @@ def _filter(
             since=None if not since else parse_instant("since", since),
             until=None if not until else parse_instant("until", until),
             field=None if not field else check_text("field", field),
+            text=None if not text else check_text("text", text),
             newest_first=not oldest_first,
         )
     except BadInputError:

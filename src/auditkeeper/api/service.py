@@ -33,7 +33,16 @@ __all__ = ["EntityClass", "LogReader", "SessionSource"]
 SessionSource = Engine | sessionmaker[Session] | Callable[[], Session]
 """Where the reader gets its sessions: an engine, or the application's session factory."""
 
-_FILTER_PARAMS = ("entity_type", "action", "user_id", "record", "since", "until", "field")
+_FILTER_PARAMS = (
+    "entity_type",
+    "action",
+    "user_id",
+    "record",
+    "since",
+    "until",
+    "field",
+    "text",
+)
 
 
 @dataclass(frozen=True)

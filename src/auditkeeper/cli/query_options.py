@@ -31,6 +31,7 @@ FILTER_OPTIONS = (
     "until",
     "field",
     "changed_to",
+    "text",
 )
 """The keyword arguments ``filter_options`` adds to a command."""
 
@@ -72,6 +73,11 @@ _OPTIONS = [
         metavar="VALUE",
         help='...to this value: JSON (40, true, null, "40") or else plain text.',
     ),
+    click.option(
+        "--text",
+        metavar="TEXT",
+        help="Only rows whose values, field names, e-mail or reason contain this (any case).",
+    ),
 ]
 
 
@@ -104,6 +110,7 @@ def build_filter(keeper: Auditkeeper, options: dict[str, Any], *, newest_first: 
             until=None if options["until"] is None else parse_moment("--until", options["until"]),
             field=options["field"],
             changed_to=changed_to,
+            text=options["text"] or None,
             newest_first=newest_first,
         )
 

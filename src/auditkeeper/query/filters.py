@@ -5,8 +5,9 @@ given); ``resolve()`` checks it against an ``Auditkeeper`` (unknown names are er
 returns a ``ResolvedFilter`` of stored codes, which builds the ``WHERE`` conditions and a
 fingerprint that page cursors carry, so a cursor cannot be replayed on another query.
 
-Every condition is one that an index of the log serves on PostgreSQL, alone or with the
-``(created_at, id)`` order of a page (docs/query.md, "Indexes").
+Every condition but ``text`` is one that an index of the log serves on PostgreSQL, alone
+or with the ``(created_at, id)`` order of a page (docs/query.md, "Indexes"); a text
+search walks the rows the other conditions select until the page is full.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from .resolve import (
     resolve_codes,
     resolve_record,
 )
+from .text import text_matches
 
 if TYPE_CHECKING:
     from ..capture.keeper import Auditkeeper
@@ -70,7 +72,9 @@ class LogFilter:
     ``until`` exclusive; both must be timezone-aware. ``field`` is a column name: rows
     whose ``difference`` lists it (creations and deletions list every non-null field);
     ``changed_to`` narrows those to rows whose new value is the given one (``None``: set
-    to null). ``newest_first=False`` reads oldest first.
+    to null). ``text`` keeps rows whose document (values and field names), user e-mail or
+    reason contains it, in any case (``%`` and ``_`` are plain characters).
+    ``newest_first=False`` reads oldest first.
     """
 
     entity_type: CodeRef | tuple[CodeRef, ...] | None = None
@@ -87,6 +91,7 @@ class LogFilter:
     until: dt.datetime | None = None
     field: str | None = None
     changed_to: Any = UNSET
+    text: str | None = None
     newest_first: bool = True
 
     def __post_init__(self) -> None:
@@ -119,6 +124,8 @@ class LogFilter:
                 ) from None
         if self.field is not None and (not isinstance(self.field, str) or not self.field):
             raise InvalidFilterError(f"field must be a column name, got {self.field!r}")
+        if self.text is not None and (not isinstance(self.text, str) or not self.text):
+            raise InvalidFilterError(f"text must be a non-empty string, got {self.text!r}")
         if self.changed_to is not UNSET and self.field is None:
             raise InvalidFilterError("changed_to needs field: which field changed to that value?")
         single_type = self.entity_type is not None and not (
@@ -197,6 +204,8 @@ class ResolvedFilter:
                     match_value=f.changed_to is not UNSET,
                 )
             )
+        if f.text is not None:
+            found.append(text_matches(table, f.text))
         return found
 
     def fingerprint(self) -> str:
@@ -238,6 +247,7 @@ def resolve(log_filter: LogFilter, keeper: Auditkeeper) -> ResolvedFilter:
         "until": _instant(f.until),
         "field": field_name,
         "changed_to": "UNSET" if f.changed_to is UNSET else [_json(f.changed_to)],
+        "text": f.text,
         "newest_first": f.newest_first,
     }
     return ResolvedFilter(f, entity_types, actions, record, field_name, canonical)
