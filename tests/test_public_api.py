@@ -26,8 +26,8 @@ def test_all_matches_the_exports() -> None:
 def test_import_does_not_load_optional_extras() -> None:
     code = (
         "import sys, auditkeeper; "
-        "print(sorted(m for m in ('click', 'rich', 'starlette', 'fastapi', 'psycopg', "
-        "'greenlet', 'sqlalchemy.ext.asyncio') "
+        "print(sorted(m for m in ('click', 'rich', 'starlette', 'fastapi', 'jinja2', 'uvicorn', "
+        "'psycopg', 'greenlet', 'sqlalchemy.ext.asyncio', 'auditkeeper.web') "
         "if m in sys.modules))"
     )
     result = subprocess.run(

@@ -1,4 +1,5 @@
-"""Never 500 for bad input: random text in every query parameter of every endpoint."""
+"""Never 500 for bad input: random text in every query parameter of every endpoint and
+every page of the viewer."""
 
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ PARAMS = [
     "sort",
     "skip",
     "at",
+    "user",
+    "text",
 ]
 PATHS = [
     "/api/logs",
@@ -40,6 +43,10 @@ PATHS = [
     "/api/records/LEAD/{v}/trail",
     "/api/records/LEAD/{v}/as-of",
     "/api/catalogue",
+    "/",
+    "/logs/{v}",
+    "/records/{v}/1",
+    "/records/LEAD/{v}",
 ]
 
 

@@ -1,5 +1,6 @@
-"""``create_app``: the standalone API that ``auditkeeper serve`` runs, under ``/api``,
-with a strict Content-Security-Policy on every answer."""
+"""``create_app``: the standalone viewer that ``auditkeeper serve`` runs: the JSON API
+under ``/api`` and the HTML pages (``auditkeeper.web``) at ``/``, with a strict
+Content-Security-Policy on every answer."""
 
 from __future__ import annotations
 
@@ -28,14 +29,18 @@ def create_app(
     dependencies: Any = (),
     tenant: Any = None,
     user_names: UserNames | None = None,
+    page: bool = True,
 ) -> FastAPI:
-    """A FastAPI app serving ``keeper``'s log read-only at ``/api`` (OpenAPI at
-    ``/openapi.json``, docs at ``/docs``)."""
+    """A FastAPI app serving ``keeper``'s log read-only: the API at ``/api`` (OpenAPI at
+    ``/openapi.json``, docs at ``/docs``) and, unless ``page=False``, the viewer's pages
+    at ``/``. ``dependencies``, ``tenant`` and ``user_names`` apply to both."""
     app = FastAPI(title="auditkeeper", version="0.1.0")
-    router = create_router(
-        keeper, sessions, dependencies=dependencies, tenant=tenant, user_names=user_names
-    )
-    app.include_router(router, prefix="/api")
+    options = {"dependencies": dependencies, "tenant": tenant, "user_names": user_names}
+    app.include_router(create_router(keeper, sessions, **options), prefix="/api")
+    if page:
+        from ..web import create_page_router  # the pages sit beside the API, a layer up
+
+        app.include_router(create_page_router(keeper, sessions, **options))
 
     @app.middleware("http")
     async def security_headers(

@@ -27,6 +27,7 @@ __all__ = [
     "RecordStateOut",
     "TrailPageOut",
     "TrailRowOut",
+    "enum_name",
 ]
 
 
@@ -164,7 +165,8 @@ class CatalogueOut(BaseModel):
     entity_types: list[EntityTypeOut]
 
 
-def _name(enum: Any, code: int) -> str:
+def enum_name(enum: Any, code: int) -> str:
+    """The member name of ``code``, or the code itself when the enum no longer has it."""
     try:
         return str(enum(code).name)
     except ValueError:
@@ -175,9 +177,9 @@ def _summary_fields(entry: AuditEntry, keeper: Auditkeeper) -> dict[str, Any]:
     return {
         "id": entry.id,
         "action": entry.action,
-        "action_name": _name(keeper.actions, entry.action),
+        "action_name": enum_name(keeper.actions, entry.action),
         "entity_type": entry.entity_type,
-        "entity_type_name": _name(keeper.entity_types, entry.entity_type),
+        "entity_type_name": enum_name(keeper.entity_types, entry.entity_type),
         "record_id": (
             entry.number_identifier if entry.number_identifier is not None else entry.entity_key
         ),
