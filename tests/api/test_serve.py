@@ -1,4 +1,5 @@
-"""``auditkeeper serve`` builds the API on the database and hands it to uvicorn."""
+"""``auditkeeper serve`` builds the viewer (page and API) on the database and hands it to
+uvicorn."""
 
 from __future__ import annotations
 
@@ -22,4 +23,6 @@ def test_serve_runs_the_app_on_localhost(
     result = CliRunner().invoke(cli, ["serve", "--db", database.cli_url(), "--port", "8123"])
     assert result.exit_code == 0, result.output
     assert started["host"] == "127.0.0.1" and started["port"] == 8123
-    assert "/api/logs" in result.output
+    assert "open http://127.0.0.1:8123/ " in result.output
+    assert "http://127.0.0.1:8123/api/logs" in result.output
+    assert started["app"].url_path_for("auditkeeper_page_logs") == "/"  # the page too

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -132,6 +133,8 @@ def test_demo_says_how_to_explore_further(demo_run: tuple[Result, Path]) -> None
     result, path = demo_run
     assert f'sqlite3 {path} "select * from audit_log"' in result.stdout
     assert "docs/demo.md" in result.stdout
+    assert f"    auditkeeper serve --db {path}\n" in result.stdout
+    assert "open http://127.0.0.1:8000/ in a browser" in result.stdout
 
 
 def test_comment_creation_writes_no_row(demo_run: tuple[Result, Path]) -> None:
@@ -233,6 +236,8 @@ def test_demo_on_postgresql(database: Any) -> None:
         assert result.exit_code == 0, result.output
     assert "auditkeeper: UPDATE on audit_log is refused" in result.stdout
     assert 'psql "postgresql://' in result.stdout or "psql 'postgresql://" in result.stdout
+    serve = re.search(r"auditkeeper serve --db (\S+)", result.stdout)
+    assert serve is not None and "postgresql+psycopg://" in serve.group(1)  # serve can open it
     rows = log_rows(database.engine())
     assert_seed_log(rows)
     assert_comment_creation_not_logged(rows)

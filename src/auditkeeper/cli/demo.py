@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 DEFAULT_DATABASE = "auditkeeper-demo.sqlite3"
+VIEWER_URL = "http://127.0.0.1:8000/"
+"""Where ``auditkeeper serve`` listens by default: the page the demo's last hint names."""
 
 
 class DatabaseError(click.ClickException):
@@ -179,14 +181,15 @@ def _show_refusals(crm: Crm, engine: Engine, console: Console) -> None:
 def _show_next_steps(crm: Crm, url: URL, console: Console) -> None:
     table_name = crm.keeper.table.name
     query = f'"select * from {table_name}"'
-    psql_url = url.render_as_string(hide_password=True)
     if url.get_backend_name() == "sqlite":
         where = f"The log is in the SQLite file {url.database}:"
         command = f"sqlite3 {shlex.quote(url.database or ':memory:')} {query}"
+        database = str(url.database)
     else:
         psql_url = url.set(drivername="postgresql").render_as_string(hide_password=True)
         where = f"The log is in {psql_url}:"
         command = f"psql {shlex.quote(psql_url)} -c {query}"
+        database = url.render_as_string(hide_password=True)  # with its driver, for serve
     _heading(console, "Explore further")
     for line in (
         where,
@@ -195,8 +198,9 @@ def _show_next_steps(crm: Crm, url: URL, console: Console) -> None:
         "`auditkeeper demo` for a fresh one.",
         "docs/demo.md in the auditkeeper repository walks through this scenario; the other "
         "pages in docs/ explain capture, the actor, values, immutability and the catalogue.",
-        "Browse it with the viewer's API: auditkeeper serve --db "
-        + shlex.quote(str(url.database) if url.get_backend_name() == "sqlite" else psql_url),
+        "Browse it in the viewer: start it with",
+        f"    auditkeeper serve --db {shlex.quote(database)}",
+        f"and open {VIEWER_URL} in a browser (its JSON API is under {VIEWER_URL}api/).",
     ):
         console.print(Text(line))
 
