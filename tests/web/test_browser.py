@@ -98,6 +98,10 @@ def test_a_row_opens_its_difference_and_the_trail(viewer: Viewer, page: Page) ->
     assert page.locator("table.diff tr.same mark").count() == 0
     expect(page.locator("table.diff tr", has_text="name").first).to_contain_text("Lead 00")
     expect(page.locator(".facts")).to_contain_text(HOSTILE_REASON)
+    page.get_by_role("link", name="All logs of this record").click()
+    assert set(column(page, 5)) == {str(viewer.ids["first_lead"])}
+    assert column(page, 3) == ["LEAD_ASSIGN_TO_BUSINESS", "LEAD_UPDATE", "LEAD_CREATE"]
+    page.go_back()
 
     page.get_by_role("link", name=re.compile("^Audit trail of LEAD")).click()
     headers = page.locator("table.trail thead th").all_inner_texts()

@@ -17,6 +17,8 @@ from auditkeeper.demo.crm import Crm
 from auditkeeper.web import create_page_router
 from tests.web.conftest import HOSTILE_NAME, HOSTILE_REASON, HOSTILE_TAG, acting, seed
 
+SQLITE_ONLY = pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+
 with warnings.catch_warnings():  # starlette 1.x prefers httpx2; httpx works the same
     warnings.simplefilter("ignore")
     from fastapi.testclient import TestClient
@@ -127,6 +129,7 @@ def test_a_cursor_of_another_order_is_a_422_page(
     assert "made for a different filter or order" in response.text
 
 
+@SQLITE_ONLY  # routing, files and refusals: the dialect does not matter
 @pytest.mark.parametrize("path", ["/logs/999999", "/records/COMMENT/1x", "/static/forms.py"])
 def test_what_does_not_exist_is_a_404_page(crm: Crm, engine: Engine, path: str) -> None:
     response = client_of(create_app(crm.keeper, engine)).get(path)
@@ -134,6 +137,7 @@ def test_what_does_not_exist_is_a_404_page(crm: Crm, engine: Engine, path: str) 
     assert "Back to the audit log" in response.text
 
 
+@SQLITE_ONLY  # routing, files and refusals: the dialect does not matter
 def test_static_files_are_only_the_pages_own(crm: Crm, engine: Engine) -> None:
     client = client_of(create_app(crm.keeper, engine))
     for path in ("/static/..%2Fforms.py", "/static/../forms.py", "/static/%2e%2e/forms.py"):
@@ -148,6 +152,7 @@ def test_a_record_without_logs_has_an_empty_trail(crm: Crm, engine: Engine) -> N
     assert "No events." in response.text
 
 
+@SQLITE_ONLY  # routing, files and refusals: the dialect does not matter
 @pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
 def test_pages_answer_only_get(crm: Crm, engine: Engine, method: str) -> None:
     client = client_of(create_app(crm.keeper, engine))
@@ -182,6 +187,7 @@ def test_a_tenant_sees_only_its_own_rows(
     assert client.get("/records/LEAD/1", headers=acme).status_code == 200
 
 
+@SQLITE_ONLY  # routing, files and refusals: the dialect does not matter
 def test_without_the_page_create_app_serves_only_the_api(crm: Crm, engine: Engine) -> None:
     client = client_of(create_app(crm.keeper, engine, page=False))
     assert client.get("/").status_code == 404

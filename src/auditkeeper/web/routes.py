@@ -25,7 +25,7 @@ from ..trail.users import UserNames
 from .forms import PAGE_SIZES, SORTS, read_log_query, read_trail_query
 from .links import Links
 from .templating import render, static_file
-from .views import field_rows, log_row, when
+from .views import field_rows, log_row, shown, when
 
 __all__ = ["create_page_router"]
 
@@ -116,7 +116,9 @@ def create_page_router(
             {
                 "entry": row,
                 "fields": field_rows(entry.previous, entry.current, entry.difference),
-                "context": entry.context or {},
+                "context": {
+                    name: shown(value).text for name, value in (entry.context or {}).items()
+                },
                 "has_trail": entry.entity_type in reader.entity_classes(),
             },
         )
@@ -146,7 +148,7 @@ def create_page_router(
         params: dict[str, str | int] = {"limit": query.limit}
         if query.search:
             params["search"] = query.search
-        shown = {**params, "sort": query.sort}
+        paging = {**params, "sort": query.sort}
         end = query.skip + len(found)
         return page(
             request,
@@ -164,9 +166,9 @@ def create_page_router(
                 "page_sizes": PAGE_SIZES,
                 "columns": _trail_columns(query.sort, params),
                 "previous": (
-                    {**shown, "skip": max(query.skip - query.limit, 0)} if query.skip else None
+                    {**paging, "skip": max(query.skip - query.limit, 0)} if query.skip else None
                 ),
-                "next": {**shown, "skip": end} if end < found.total else None,
+                "next": {**paging, "skip": end} if end < found.total else None,
             },
         )
 
