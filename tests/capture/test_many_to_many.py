@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 
-from sqlalchemy import Column, ForeignKey, Table, select
+from sqlalchemy import Column, ForeignKey, Table, select, text
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -15,6 +15,7 @@ from sqlalchemy.orm import (
 )
 
 import auditkeeper
+from tests._support import POSTGRES_ONLY
 
 
 class Action(enum.IntEnum):
@@ -180,3 +181,32 @@ def test_a_change_of_columns_and_links_is_one_row(database) -> None:
         session.commit()
     member_rows = [r for r in rows(engine) if r.entity_type == Kind.MEMBER]
     assert member_rows[-1].difference == {"name": ["Cy", "Cyd"], "roles": [[], [role.id]]}
+
+
+@POSTGRES_ONLY
+def test_direct_association_writes_are_logged_on_both_sides(database) -> None:
+    engine, factory = setup(database)
+    with factory() as session:
+        session.add_all([Member(id=1, name="Di"), Role(id=1, title="a"), Role(id=2, title="b")])
+        session.commit()
+    with auditkeeper.acting_as(9, email="dba@example.com"), factory() as session:
+        session.execute(text("INSERT INTO appointments VALUES (1, 1), (1, 2)"))
+        session.commit()
+    with engine.begin() as connection:
+        connection.execute(text("DELETE FROM appointments WHERE role_id = 1"))
+    logged = [r for r in rows(engine) if r.action not in (Action.MEMBER_CREATE, Action.ROLE_CREATE)]
+    member_rows = [r for r in logged if r.entity_type == Kind.MEMBER]
+    role_rows = [r for r in logged if r.entity_type == Kind.ROLE]
+    assert [(r.action, r.difference) for r in member_rows] == [
+        (Action.MEMBER_ROLES_CHANGED, {"roles": [[2], [1, 2]]}),
+        (Action.MEMBER_ROLES_CHANGED, {"roles": [[1], [1, 2]]}),
+        (Action.MEMBER_ROLES_CHANGED, {"roles": [[1, 2], [2]]}),
+    ]
+    assert sorted((r.number_identifier, r.action, str(r.difference)) for r in role_rows) == [
+        (1, Action.ROLE_UPDATE, str({"members": [[1], []]})),
+        (1, Action.ROLE_UPDATE, str({"members": [[], [1]]})),
+        (2, Action.ROLE_UPDATE, str({"members": [[], [1]]})),
+    ]
+    assert member_rows[0].current == {"id": 1, "name": "Di"}
+    assert {r.user_email for r in logged[:4]} == {"dba@example.com"}
+    assert {r.user_email for r in logged[4:]} == {None}

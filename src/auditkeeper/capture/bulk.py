@@ -21,6 +21,7 @@ from sqlalchemy.sql import ColumnElement
 from ..errors import CaptureError
 from .document import build_row
 from .plan import ClassPlan
+from .triggers import has_capture_trigger
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -77,10 +78,15 @@ def _capture_insert(
     statement = state.statement
     if plan.create is None or not isinstance(statement, Insert):
         return None
-    if statement._post_values_clause is not None:  # ON CONFLICT: not supported yet
+    if statement._post_values_clause is not None:  # ON CONFLICT
+        connection = state.session.connection(bind_arguments={"mapper": mapper})
+        if has_capture_trigger(connection, mapper.local_table):
+            return None  # the capture trigger logs each inserted and each updated row
         raise CaptureError(
-            f"INSERT ... ON CONFLICT on audited {plan.class_name} is not audited yet; "
-            "use session.merge() or separate inserts and updates"
+            f"INSERT ... ON CONFLICT on audited {plan.class_name} is audited only by the "
+            "database's capture triggers (PostgreSQL, installed by create_all), which "
+            f"{mapper.local_table.description} does not have; use session.merge() or "
+            "separate inserts and updates"
         )
     asked = len(statement.returning_column_descriptions)
     pk = [c.column for c in plan.primary_key]

@@ -18,7 +18,7 @@ from collections import defaultdict
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Column, Table, select, tuple_
+from sqlalchemy import Column, Table, literal_column, select, tuple_
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.orm import (
     InstanceState,
@@ -33,11 +33,13 @@ from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_INITIALIZE
 
 from ..errors import ActorError, CaptureError, ReadOnlyLogError
 from ..model import values
+from ..model.ddl import transaction_id_function
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import write_rows
+from .actor_setting import flushing, watch_engine
 from .bulk import capture_bulk_statement
-from .context import Actor, current_actor
+from .context import actor_columns, current_actor
 from .document import build_row
 from .events import add_annotation_rows
 from .plan import ClassPlan, build_plan
@@ -111,6 +113,7 @@ class Recorder:
     # -- hooks ----------------------------------------------------------------------
 
     def before_flush(self, session: Session, flush_context: UOWTransaction, instances: Any) -> None:
+        flushing.set(True)
         stash: dict[InstanceState[Any], _Values] = {}
         to_load: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
         for obj in itertools.chain(session.dirty, session.deleted):
@@ -207,6 +210,15 @@ class Recorder:
         add_annotation_rows(self, flush_context, built, rows_by_mapper)
         self.write(session, rows_by_mapper)
 
+    def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
+        flushing.set(False)
+
+    def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
+        flushing.set(False)  # a failed flush ends here, without after_flush_postexec
+
+    def after_begin(self, session: Session, transaction: Any, connection: Connection) -> None:
+        watch_engine(connection.engine)
+
     def write(
         self, session: Session, rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]]
     ) -> None:
@@ -222,7 +234,7 @@ class Recorder:
                 "requires one (require_actor=True): wrap the work in "
                 "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
             )
-        stamp = _actor_columns(actor) | {
+        stamp = actor_columns(actor) | {
             "transaction_id": _transaction_id(session),
             "created_at": dt.datetime.now(dt.UTC),
         }
@@ -231,10 +243,22 @@ class Recorder:
             connection = session.connection(bind_arguments={"mapper": mapper})
             by_connection.setdefault(connection, []).extend(rows)
         for connection, rows in by_connection.items():
-            self.verify_catalogue(connection)
             for row in rows:
                 row.update(stamp)
-            write_rows(connection, self.tables.log, rows)
+            self.insert_rows(connection, rows)
+
+    def insert_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Write finished rows in one statement. On PostgreSQL the database names the
+        transaction (``transaction_id_function``), so that rows written by triggers and
+        procedures in the same transaction carry the same id."""
+        self.verify_catalogue(connection)
+        computed: dict[str, Any] | None = None
+        if connection.dialect.name == "postgresql":
+            function = transaction_id_function(self.tables, connection.dialect)
+            computed = {"transaction_id": literal_column(f"{function}()")}
+            for row in rows:
+                row.pop("transaction_id", None)
+        write_rows(connection, self.tables.log, rows, computed=computed)
 
     def on_execute(self, state: ORMExecuteState) -> Result[Any] | None:
         """``do_orm_execute``: refuse bulk writes to the log; capture bulk writes to
@@ -246,12 +270,17 @@ class Recorder:
 
     def mapper_for_table(self, table: Table) -> Mapper[Any] | None:
         """The audited mapper whose own table is ``table`` (for Core statements)."""
+        return next((m for m in self.audited_mappers() if m.local_table is table), None)
+
+    def audited_mappers(self) -> list[Mapper[Any]]:
+        """Every mapped class this log records, in every registry."""
         # SQLAlchemy keeps no public table -> mapper index; its registries know them all.
-        for registry in mapperlib._all_registries():
-            for mapper in registry.mappers:
-                if mapper.local_table is table and self.plan_for(mapper) is not None:
-                    return mapper
-        return None
+        return [
+            mapper
+            for registry in mapperlib._all_registries()
+            for mapper in registry.mappers
+            if self.plan_for(mapper) is not None
+        ]
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -430,30 +459,6 @@ def _related_keys(objects: list[Any]) -> list[Any]:
         identity = related.mapper.primary_key_from_instance(obj)
         keys.append(values.to_json_value(identity[0] if len(identity) == 1 else list(identity)))
     return sorted(keys, key=_sort_key)
-
-
-def _actor_columns(actor: Actor | None) -> dict[str, Any]:
-    if actor is None:
-        return {
-            "user_id": None,
-            "user_email": None,
-            "is_impersonated": False,
-            "impersonator_user_id": None,
-            "impersonator_email": None,
-            "tenant_id": None,
-            "reason": None,
-            "context": None,
-        }
-    return {
-        "user_id": actor.user_id,
-        "user_email": actor.email,
-        "is_impersonated": actor.is_impersonated,
-        "impersonator_user_id": actor.impersonator_user_id,
-        "impersonator_email": actor.impersonator_email,
-        "tenant_id": actor.tenant_id,
-        "reason": actor.reason,
-        "context": None if actor.context is None else values.to_json_value(dict(actor.context)),
-    }
 
 
 def _transaction_id(session: Session) -> uuid.UUID:
