@@ -45,9 +45,11 @@ __all__ = [
     "ACTOR_SETTING",
     "CAPTURED_BY",
     "CaptureTargets",
+    "capture_functions",
     "capture_statements",
     "capture_targets",
     "capture_trigger_names",
+    "existing_tables",
     "has_capture_trigger",
     "install_capture",
 ]
@@ -96,15 +98,23 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
     if dialect.name != "postgresql" or not targets.all_tables():
         return []
     statements = [write_function(tables, dialect)]
-    for table, plan in targets.tables.items():
-        function = _function_name(table, "audit_capture", dialect)
-        statements += [table_function(tables, function, table, plan, dialect)]
-        statements += _triggers(table, function, dialect)
-    for table, sides in targets.links.items():
-        function = _function_name(table, "audit_links", dialect)
-        statements += [link_function(tables, function, sides, dialect)]
-        statements += _triggers(table, function, dialect)
+    for table, (function, definition) in capture_functions(tables, targets, dialect).items():
+        statements += [definition, *_triggers(table, function, dialect)]
     return statements
+
+
+def capture_functions(
+    tables: AuditTables, targets: CaptureTargets, dialect: Dialect
+) -> dict[Table, tuple[str, str]]:
+    """``{table: (function name, CREATE FUNCTION statement)}`` of each captured table."""
+    functions = {}
+    for table, plan in targets.tables.items():
+        name = _function_name(table, "audit_capture", dialect)
+        functions[table] = (name, table_function(tables, name, table, plan, dialect))
+    for table, sides in targets.links.items():
+        name = _function_name(table, "audit_links", dialect)
+        functions[table] = (name, link_function(tables, name, sides, dialect))
+    return functions
 
 
 def install_capture(recorder: Recorder, connection: Connection) -> int:
@@ -112,7 +122,7 @@ def install_capture(recorder: Recorder, connection: Connection) -> int:
     returns how many tables have them."""
     if connection.dialect.name != "postgresql":
         return 0
-    targets = capture_targets(recorder, present=_existing(recorder, connection))
+    targets = capture_targets(recorder, present=existing_tables(recorder, connection))
     for statement in capture_statements(recorder.tables, targets, connection.dialect):
         # exec_driver_sql hands the driver a parameter list, so '%' must be doubled.
         connection.exec_driver_sql(statement.replace("%", "%%"))
@@ -188,7 +198,8 @@ def _link_side(mapper: Mapper[Any], plan: ClassPlan, name: str) -> LinkSide | No
     )
 
 
-def _existing(recorder: Recorder, connection: Connection) -> set[str]:
+def existing_tables(recorder: Recorder, connection: Connection) -> set[str]:
+    """The audited and association tables that exist in the connected database."""
     inspector = inspect(connection)
     names: set[str] = set()
     for mapper in recorder.audited_mappers():
