@@ -39,8 +39,13 @@ def examples(page: Path) -> list[tuple[str, str | None]]:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if examples(p)], ids=lambda p: p.name)
-def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_examples_run(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.chdir(tmp_path)
+    if 'os.environ["DATABASE_URL"]' in page.read_text():  # a PostgreSQL-only page
+        database = request.getfixturevalue("postgresql_database")
+        monkeypatch.setenv("DATABASE_URL", database.cli_url())
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for number, (code, expected) in enumerate(examples(page), start=1):
         output = io.StringIO()
