@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 import auditkeeper
 
@@ -54,6 +55,9 @@ def test_page_examples_run(
         if expected is not None:
             assert output.getvalue() == expected, f"{page.name} example {number}"
     assert auditkeeper.current_actor() is None, f"{page.name} leaves an actor behind"
+    for value in namespace.values():  # close the examples' connections before GC does
+        if isinstance(value, Engine):
+            value.dispose()
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:
