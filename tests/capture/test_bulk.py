@@ -159,11 +159,18 @@ def test_bulk_insert_of_a_class_not_audited_on_create(crm: Crm, engine: Engine, 
     assert [r.action for r in logged(crm, engine)] == [A.LEAD_CREATE]
 
 
-@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
-def test_upsert_is_refused_without_capture_triggers(crm: Crm, engine: Engine, audited_sessions):
-    from sqlalchemy.dialects import sqlite
+def test_upsert_is_refused_without_capture_triggers(
+    crm: Crm, engine: Engine, audited_sessions, database
+):
+    from sqlalchemy.dialects import postgresql, sqlite
 
-    statement = sqlite.insert(crm.Lead).values(id=1, name="a")
+    with engine.begin() as connection:  # as in a database set up by an older version
+        if database.dialect == "postgresql":
+            connection.exec_driver_sql("DROP TRIGGER leads_audit_capture ON leads")
+        else:
+            connection.exec_driver_sql("DROP TRIGGER leads_audit_capture_insert")
+    dialect_insert = postgresql.insert if database.dialect == "postgresql" else sqlite.insert
+    statement = dialect_insert(crm.Lead).values(id=1, name="a")
     statement = statement.on_conflict_do_update(index_elements=["id"], set_={"name": "b"})
     with audited_sessions() as session:
         with pytest.raises(auditkeeper.CaptureError, match="ON CONFLICT"):

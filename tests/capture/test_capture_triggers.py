@@ -12,8 +12,6 @@ from auditkeeper.demo.crm import AuditLogEntityTypes as T
 from auditkeeper.demo.crm import Crm
 from tests._support import POSTGRES_ONLY, entries
 
-pytestmark = POSTGRES_ONLY
-
 
 def test_raw_insert_update_delete_are_logged(crm: Crm, engine: Engine):
     with engine.begin() as connection:
@@ -102,6 +100,7 @@ def test_a_rolled_back_raw_change_logs_nothing(crm: Crm, engine: Engine):
     assert entries(crm, engine) == []
 
 
+@POSTGRES_ONLY
 def test_truncate_of_an_audited_table_is_refused(crm: Crm, engine: Engine):
     with engine.begin() as connection:
         connection.execute(

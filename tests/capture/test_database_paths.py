@@ -1,5 +1,5 @@
 """Changes the database makes or that come from elsewhere: cascades, other clients,
-upserts, Core code, and attempts to switch capture off (PostgreSQL)."""
+upserts, Core code, and (PostgreSQL) attempts to switch capture off."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ import enum
 import os
 import shutil
 import subprocess
+import sys
 import uuid
 
 import psycopg
 import pytest
 from sqlalchemy import Engine, ForeignKey, select, text, update
-from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import auditkeeper
 from tests._support import POSTGRES_ONLY
-
-pytestmark = POSTGRES_ONLY
 
 
 class Action(enum.IntEnum):
@@ -117,24 +116,27 @@ def test_a_cascade_of_an_orm_delete_is_logged_with_its_actor(engine: Engine, ses
     assert pet.current is None
 
 
+def other_process(database, sql: str) -> None:
+    """Run ``sql`` from another program: psql, or Python's own sqlite3 module."""
+    if database.dialect == "postgresql":
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        url = make_url(database.url).set(drivername="postgresql")
+        command = [psql, url.render_as_string(hide_password=False), "-v", "ON_ERROR_STOP=1"]
+        environment = {**os.environ, "PGOPTIONS": database.connect_args["options"]}
+        subprocess.run([*command, "-c", sql], check=True, env=environment, capture_output=True)
+        return
+    path = make_url(database.url).database
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA foreign_keys = ON')\n"
+        "c.executescript(sys.argv[2]); c.commit()"
+    )
+    subprocess.run([sys.executable, "-c", script, path, sql], check=True, capture_output=True)
+
+
 def test_another_process_is_logged_as_a_system_action(engine: Engine, sessions, database):
     seed(sessions)
-    psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
-    url = make_url(database.url).set(drivername="postgresql")
-    environment = {**os.environ, "PGOPTIONS": database.connect_args["options"]}
-    subprocess.run(
-        [
-            psql,
-            url.render_as_string(hide_password=False),
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-c",
-            "UPDATE pets SET name = 'Rexy' WHERE id = 1; DELETE FROM tags;",
-        ],
-        check=True,
-        env=environment,
-        capture_output=True,
-    )
+    other_process(database, "UPDATE pets SET name = 'Rexy' WHERE id = 1; DELETE FROM tags;")
     rows = [r for r in log(engine) if r.reason != "seed"]
     assert [(r.entity_type, r.action, r.difference) for r in rows] == [
         (Kind.PET, Action.UPDATE, {"name": ["Rex", "Rexy"]}),
@@ -143,9 +145,10 @@ def test_another_process_is_logged_as_a_system_action(engine: Engine, sessions, 
     assert all(r.user_id is None and r.user_email is None for r in rows)
 
 
-def test_upsert_logs_new_and_existing_keys(engine: Engine, sessions):
+def test_upsert_logs_new_and_existing_keys(engine: Engine, sessions, database):
     seed(sessions)
-    statement = postgresql.insert(Pet).values(
+    dialect = postgresql if database.dialect == "postgresql" else sqlite
+    statement = dialect.insert(Pet).values(
         [{"id": 1, "name": "Rex II", "owner_id": 1}, {"id": 3, "name": "Kit", "owner_id": 1}]
     )
     statement = statement.on_conflict_do_update(
@@ -227,6 +230,7 @@ def app_role(engine: Engine, database):
         connection.execute(text(f"DROP ROLE {name}"))
 
 
+@POSTGRES_ONLY
 @pytest.mark.parametrize(
     "attempt",
     [
@@ -253,6 +257,7 @@ def test_the_application_role_cannot_switch_capture_off(
     ]
 
 
+@POSTGRES_ONLY
 @pytest.mark.parametrize(
     "setting",
     [
@@ -272,6 +277,7 @@ def test_no_setting_silences_the_log(engine: Engine, sessions, app_role, setting
     assert [(r.entity_type, r.action) for r in rows] == [(Kind.TAG, Action.DELETE)]
 
 
+@POSTGRES_ONLY
 def test_a_malformed_actor_setting_refuses_the_change(engine: Engine, sessions, app_role):
     seed(sessions)
     refused = pytest.raises(psycopg.errors.InvalidTextRepresentation)
@@ -281,3 +287,21 @@ def test_a_malformed_actor_setting_refuses_the_change(engine: Engine, sessions, 
     with Session(engine) as session:
         assert session.scalar(select(Tag.label)) == "vip"
     assert [r for r in log(engine) if r.reason != "seed"] == []
+
+
+def test_legacy_bulk_mappings_are_logged_by_the_triggers(engine: Engine, sessions):
+    seed(sessions)
+    with auditkeeper.acting_as(3, email="legacy@example.com"), sessions() as session:
+        session.bulk_insert_mappings(Pet, [{"id": 5, "name": "Bo", "owner_id": 1}])
+        session.bulk_update_mappings(Pet, [{"id": 1, "name": "Rex the 2nd"}])
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.number_identifier, r.action, r.difference, r.user_email) for r in rows] == [
+        (
+            5,
+            Action.CREATE,
+            {"id": [None, 5], "name": [None, "Bo"], "owner_id": [None, 1]},
+            "legacy@example.com",
+        ),
+        (1, Action.UPDATE, {"name": ["Rex", "Rex the 2nd"]}, "legacy@example.com"),
+    ]

@@ -20,7 +20,13 @@ from sqlalchemy.engine import Connection
 from ..model.ddl import install_statements
 from ..store.catalogue import compare_catalogue
 from .history import entities_table, entity_rows
-from .triggers import capture_functions, capture_targets, capture_trigger_names, existing_tables
+from .triggers import (
+    capture_functions,
+    capture_statements,
+    capture_targets,
+    capture_trigger_names,
+    existing_tables,
+)
 
 if TYPE_CHECKING:
     from .keeper import Auditkeeper
@@ -63,6 +69,44 @@ def check_database(keeper: Auditkeeper, connection: Connection) -> list[Problem]
     if connection.dialect.name == "postgresql":
         problems += _procedure_problems(keeper, connection)
         problems += _capture_problems(keeper, connection)
+    else:
+        problems += _sqlite_capture_problems(keeper, connection)
+    return problems
+
+
+def _sqlite_capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    """SQLite: capture triggers missing or different from what the declarations make."""
+    recorder = keeper._recorder
+    targets = capture_targets(recorder, present=existing_tables(recorder, connection))
+    quote = connection.dialect.identifier_preparer.quote
+    expected = {
+        match.group(2): (statement, table)
+        for table in targets.all_tables()
+        for statement in capture_statements(keeper.tables, targets, connection.dialect)
+        if (match := _TRIGGER_NAME.search(statement)) and f" ON {quote(table.name)} " in statement
+    }
+    found = {}
+    for table in targets.all_tables():
+        found.update(_sqlite_triggers(connection, table))
+    problems = []
+    for name, (statement, table) in expected.items():
+        present = found.get(name)
+        if present is None:
+            problems.append(
+                Problem(
+                    "missing-trigger",
+                    f"capture trigger {name} on {table.fullname} is missing, so changes "
+                    "made outside the ORM go unlogged: run create_all",
+                )
+            )
+        elif _squash(present[1]) != _squash(statement):
+            problems.append(
+                Problem(
+                    "stale-trigger",
+                    f"capture trigger {name} on {table.fullname} does not match the "
+                    "table's audited columns and declaration: run create_all",
+                )
+            )
     return problems
 
 

@@ -18,10 +18,10 @@ from ..model.ddl import attach_to_metadata, install_statements, install_triggers
 from ..model.procedures import procedure_statements
 from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_class
 from ..store.catalogue import enum_members, sync_catalogue
-from .actor_setting import unwatch_engine, watch_engine
 from .health import Problem, check_database
 from .history import EntityHistoryItem, publish_entities, write_history
 from .recorder import KEEPERS_INFO_KEY, Recorder
+from .trigger_state import unwatch_engine, watch_engine
 from .triggers import capture_statements, capture_targets, install_capture
 
 if TYPE_CHECKING:
@@ -173,7 +173,7 @@ class Auditkeeper:
             for statement in procedure_statements(self.tables, connection.dialect):
                 connection.exec_driver_sql(statement.replace("%", "%%"))
             publish_entities(self._recorder, connection)
-            install_capture(self._recorder, connection)
+        install_capture(self._recorder, connection)
 
     def check_catalogue(self, bind: Engine | Connection) -> None:
         """Raise ``CatalogueConflictError`` if an enum code now means something else; record
@@ -210,9 +210,9 @@ class Auditkeeper:
         statements = install_statements(self.tables, dialect)
         if dialect_name == "postgresql":
             statements += procedure_statements(self.tables, dialect)
-            targets = capture_targets(self._recorder)
-            statements += capture_statements(self.tables, targets, dialect)
-        return statements
+        return statements + capture_statements(
+            self.tables, capture_targets(self._recorder), dialect
+        )
 
     # -- changes made outside the ORM ---------------------------------------------------
 

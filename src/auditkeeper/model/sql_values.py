@@ -28,12 +28,13 @@ from sqlalchemy import (
     Numeric,
     Time,
     TypeDecorator,
+    Uuid,
 )
 from sqlalchemy.types import TypeEngine
 
 from . import values
 
-__all__ = ["json_expression", "sql_literal"]
+__all__ = ["json_expression", "sql_literal", "sqlite_json_text"]
 
 _SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
 
@@ -48,7 +49,13 @@ def json_expression(ref: str, column: Column[Any]) -> str:
     type_ = _stored_type(column.type)
     if isinstance(type_, Enum) and type_.enum_class is not None:
         return _enum_expression(ref, type_)
-    if isinstance(type_, Boolean | Integer | Float):
+    if isinstance(type_, Float):  # JSON has no NaN or infinities: Python's repr of them
+        return (
+            f"CASE WHEN {ref} = 'NaN' THEN '\"nan\"'::jsonb "
+            f"WHEN {ref} = 'Infinity' THEN '\"inf\"'::jsonb "
+            f"WHEN {ref} = '-Infinity' THEN '\"-inf\"'::jsonb ELSE to_jsonb({ref}) END"
+        )
+    if isinstance(type_, Boolean | Integer):
         return f"to_jsonb({ref})"
     if isinstance(type_, Numeric):
         return f"to_jsonb({ref}::text)"
@@ -68,6 +75,49 @@ def json_expression(ref: str, column: Column[Any]) -> str:
     return f"to_jsonb({ref})"
 
 
+def sqlite_json_text(ref: str, column: Column[Any]) -> str:
+    """A SQLite expression giving ``ref`` (a value of ``column``, as SQLAlchemy stores it
+    in SQLite) as JSON *text*, 'null' for NULL. Text rather than JSON values, because
+    SQLite's JSON subtype does not survive a subquery; ``json(...)`` re-reads it."""
+    type_ = _stored_type(column.type)
+    if isinstance(type_, Enum) and type_.enum_class is not None:
+        return _enum_expression(ref, type_, sqlite=True)
+    if isinstance(type_, Boolean):
+        return f"CASE WHEN {ref} IS NULL THEN 'null' WHEN {ref} THEN 'true' ELSE 'false' END"
+    if isinstance(type_, Float):  # SQLite stores NaN as NULL, infinities as 9e999
+        return (
+            f"CASE WHEN {ref} = 9e999 THEN '\"inf\"' WHEN {ref} = -9e999 THEN '\"-inf\"' "
+            f"ELSE json_quote({ref}) END"
+        )
+    if isinstance(type_, Numeric) and not isinstance(type_, Float):
+        scale = type_.scale
+        text = f"printf('%.{scale}f', {ref})" if scale else f"CAST({ref} AS TEXT)"
+        return f"CASE WHEN {ref} IS NULL THEN 'null' ELSE json_quote({text}) END"
+    if isinstance(type_, DateTime | Time):
+        # Stored as text with six fractional digits; isoformat drops them when zero.
+        trimmed = (
+            f"CASE WHEN {ref} LIKE '%.000000' THEN substr({ref}, 1, length({ref}) - 7) "
+            f"ELSE {ref} END"
+        )
+        return f"json_quote(replace({trimmed}, ' ', 'T'))"
+    if isinstance(type_, Interval):  # stored as a datetime after the epoch
+        return f"json_quote((julianday({ref}) - 2440587.5) * 86400.0)"
+    if isinstance(type_, Uuid):  # stored as 32 hex digits
+        dashed = (
+            f"lower(substr({ref}, 1, 8) || '-' || substr({ref}, 9, 4) || '-' || "
+            f"substr({ref}, 13, 4) || '-' || substr({ref}, 17, 4) || '-' || substr({ref}, 21))"
+        )
+        return f"json_quote(CASE WHEN length({ref}) = 32 THEN {dashed} ELSE {ref} END)"
+    if isinstance(type_, LargeBinary):  # SQLite has no base64: hexadecimal, marked
+        return f"json_quote(CASE WHEN {ref} IS NULL THEN NULL ELSE 'hex:' || lower(hex({ref})) END)"
+    if isinstance(type_, JSON):  # text that is not JSON (written by hand) stays text
+        return (
+            f"CASE WHEN {ref} IS NULL THEN 'null' WHEN json_valid({ref}) THEN json({ref}) "
+            f"ELSE json_quote({ref}) END"
+        )
+    return f"json_quote({ref})"
+
+
 def _stored_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
     while isinstance(type_, TypeDecorator):
         type_ = type_.impl_instance
@@ -82,7 +132,7 @@ def _fraction(ref: str) -> str:
     )
 
 
-def _enum_expression(ref: str, type_: Enum) -> str:
+def _enum_expression(ref: str, type_: Enum, *, sqlite: bool = False) -> str:
     """Stored names mapped to their members' values (the log keeps enums by value)."""
     lookup: dict[Any, Any] = getattr(type_, "_object_lookup", {})
     cases = []
@@ -90,7 +140,10 @@ def _enum_expression(ref: str, type_: Enum) -> str:
         if stored is None or not isinstance(member, enum.Enum):
             continue
         value = values.dumps(values.to_json_value(member))
-        cases.append(f"WHEN {sql_literal(str(stored))} THEN {sql_literal(value)}::jsonb")
+        json_value = sql_literal(value) if sqlite else f"{sql_literal(value)}::jsonb"
+        cases.append(f"WHEN {sql_literal(str(stored))} THEN {json_value}")
+    fallback = f"json_quote({ref})" if sqlite else f"to_jsonb({ref}::text)"
     if not cases:
-        return f"to_jsonb({ref}::text)"
-    return f"CASE {ref}::text {' '.join(cases)} ELSE to_jsonb({ref}::text) END"
+        return fallback
+    subject = ref if sqlite else f"{ref}::text"
+    return f"CASE {subject} {' '.join(cases)} ELSE {fallback} END"

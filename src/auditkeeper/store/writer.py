@@ -12,7 +12,11 @@ from sqlalchemy.sql.expression import ColumnElement
 
 from ..errors import StoreError
 
-__all__ = ["write_rows"]
+__all__ = ["OWN_STATEMENT", "write_rows"]
+
+OWN_STATEMENT = "auditkeeper_own"
+"""Execution option on auditkeeper's own writes to the log, which connection hooks (the
+capture triggers' actor and flush marks) leave alone."""
 
 
 def write_rows(
@@ -34,7 +38,7 @@ def write_rows(
     if not rows:
         return
     try:
-        statement = table.insert()
+        statement = table.insert().execution_options(**{OWN_STATEMENT: True})
         if computed:
             statement = statement.values(dict(computed))
         connection.execute(statement, list(rows))

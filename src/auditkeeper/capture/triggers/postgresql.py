@@ -1,4 +1,4 @@
-"""The PL/pgSQL of the capture triggers, generated from the audited classes' plans.
+"""PostgreSQL: the PL/pgSQL of the capture triggers, generated from the classes' plans.
 
 Three kinds of function:
 
@@ -13,35 +13,23 @@ Three kinds of function:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
-from sqlalchemy import Column, Table
+from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
-from ..model.ddl import transaction_id_function
-from ..model.sql_values import json_expression, sql_literal
-from ..model.tables import AuditTables
-from .declaration import REDACTED
-from .plan import AuditedColumn, ClassPlan
+from ...model.ddl import transaction_id_function
+from ...model.sql_values import json_expression, sql_literal
+from ...model.tables import AuditTables
+from ..declaration import REDACTED
+from ..plan import AuditedColumn, ClassPlan
+from .common import ACTOR_SETTING, CAPTURED_BY, MARK, LinkSide, quote_column
 
 __all__ = [
-    "ACTOR_SETTING",
-    "CAPTURED_BY",
-    "LinkSide",
     "link_function",
     "table_function",
     "write_function",
     "write_function_name",
 ]
 
-ACTOR_SETTING = "auditkeeper.actor"
-"""The transaction-local PostgreSQL setting that carries the actor to the triggers."""
-
-CAPTURED_BY = "captured_by"
-"""The ``context`` key that marks rows written by a capture trigger."""
-
-_MARK = '{"captured_by": "database trigger"}'
 _MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments
 _REFUSE_TRUNCATE = (
     "auditkeeper: TRUNCATE of audited table % is refused: it would remove rows without "
@@ -52,23 +40,6 @@ _TRUNCATE_GUARD = f"""
         RAISE EXCEPTION {sql_literal(_REFUSE_TRUNCATE)}, TG_TABLE_NAME
               USING ERRCODE = 'insufficient_privilege';
     END IF;"""
-
-
-@dataclass(frozen=True, slots=True)
-class LinkSide:
-    """One audited side of a many-to-many association table."""
-
-    name: str
-    """The relationship's name: the key of the change in ``difference``."""
-    plan: ClassPlan
-    table: Table
-    """The side's own (audited) table."""
-    owner: Column[Any]
-    """The association table's column that holds this side's key."""
-    related: Column[Any]
-    """The association table's column that holds the other side's key."""
-    owner_key: Column[Any]
-    """This side's key column in its own table."""
 
 
 def write_function_name(tables: AuditTables, dialect: Dialect) -> str:
@@ -130,7 +101,7 @@ BEGIN
             actor ->> 'tenant_id', actor ->> 'reason', tx,
             coalesce(CASE WHEN jsonb_typeof(actor -> 'context') = 'object'
                           THEN actor -> 'context' END, '{{}}'::jsonb)
-                || {sql_literal(_MARK)}::jsonb,
+                || {sql_literal(MARK)}::jsonb,
             clock_timestamp());
 END
 """
@@ -196,7 +167,7 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
     write = write_function_name(tables, dialect)
     blocks = []
     for side in sides:
-        owner, related = _q(side.owner.name), _q(side.related.name)
+        owner, related = quote_column(side.owner.name), quote_column(side.related.name)
         key_number, key_text = _key("record", side.plan)
         field = sql_literal(side.name)
         for row, skipped_on, added in (("OLD", "INSERT", False), ("NEW", "DELETE", True)):
@@ -214,7 +185,7 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
             blocks.append(f"""
     IF TG_OP <> '{skipped_on}' AND {row}.{owner} IS NOT NULL THEN
         SELECT * INTO record FROM {preparer.format_table(side.table)} o
-         WHERE o.{_q(side.owner_key.name)} = {row}.{owner};
+         WHERE o.{quote_column(side.owner_key.name)} = {row}.{owner};
         IF FOUND THEN  -- else the record was deleted, and that is logged
             SELECT coalesce(jsonb_agg(to_jsonb(a.{related}) ORDER BY a.{related}), '[]'::jsonb)
               INTO after FROM {association} a WHERE a.{owner} = {row}.{owner};
@@ -260,7 +231,7 @@ def _document(row: str, columns: tuple[AuditedColumn, ...]) -> str:
     (redaction follows the comparison, as in Python). Written inline: a function taking
     the table's row type would stop the table from being dropped."""
     pairs = [
-        f"{sql_literal(c.name)}, {json_expression(f'{row}.{_q(c.name)}', c.column)}"
+        f"{sql_literal(c.name)}, {json_expression(f'{row}.{quote_column(c.name)}', c.column)}"
         for c in columns
     ]
     per_call = _MAX_ARGUMENTS // 2
@@ -295,8 +266,8 @@ def _key(row: str, plan: ClassPlan) -> tuple[str, str]:
     JSON, a composite key as a compact JSON array."""
     if plan.integer_key:
         (column,) = plan.primary_key
-        return f"{row}.{_q(column.name)}", "NULL::text"
-    values = [json_expression(f"{row}.{_q(c.name)}", c.column) for c in plan.primary_key]
+        return f"{row}.{quote_column(column.name)}", "NULL::text"
+    values = [json_expression(f"{row}.{quote_column(c.name)}", c.column) for c in plan.primary_key]
     if len(values) == 1:
         (value,) = values
         as_text = f"{value} #>> '{{}}'"
@@ -328,8 +299,3 @@ def _redactions(plan: ClassPlan, indent: str = "    ") -> str:
             f"new_doc := jsonb_set(new_doc, {path}, {marker}); END IF;",
         ]
     return "\n".join(lines)
-
-
-def _q(name: str) -> str:
-    """A column name as a quoted identifier (they may be mixed-case or reserved)."""
-    return '"' + name.replace('"', '""') + '"'

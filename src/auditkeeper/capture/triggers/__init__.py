@@ -13,7 +13,7 @@ no setting can make the trigger skip a change: the only thing that stops it is a
 audit row.
 
 The actor comes from the transaction-local setting ``auditkeeper.actor`` (JSON, which
-``actor_setting.py`` sets before the application's own SQL); without it, from the other
+``trigger_state.py`` sets before the application's own SQL); without it, from the other
 rows of the same transaction (a cascade of an ORM delete is the ORM actor's); else the
 row is a system action.
 """
@@ -27,19 +27,14 @@ from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
 
-from ..model.tables import AuditTables
-from .plan import ClassPlan
-from .trigger_sql import (
-    ACTOR_SETTING,
-    CAPTURED_BY,
-    LinkSide,
-    link_function,
-    table_function,
-    write_function,
-)
+from ...model.tables import AuditTables
+from ..plan import ClassPlan
+from . import sqlite
+from .common import ACTOR_SETTING, CAPTURED_BY, LinkSide
+from .postgresql import link_function, table_function, write_function
 
 if TYPE_CHECKING:
-    from .recorder import Recorder
+    from ..recorder import Recorder
 
 __all__ = [
     "ACTOR_SETTING",
@@ -93,10 +88,16 @@ def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> C
 
 
 def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Dialect) -> list[str]:
-    """The DDL that installs (or replaces) the capture triggers of ``targets``
-    (PostgreSQL; SQLite has none yet)."""
-    if dialect.name != "postgresql" or not targets.all_tables():
+    """The DDL that installs (or replaces) the capture triggers of ``targets``."""
+    if not targets.all_tables():
         return []
+    if dialect.name == "sqlite":
+        statements = sqlite.support_statements()
+        for table, plan in targets.tables.items():
+            statements += sqlite.table_triggers(tables, table, plan, dialect)
+        for sides in targets.links.values():
+            statements += sqlite.link_triggers(tables, sides, dialect)
+        return statements
     statements = [write_function(tables, dialect)]
     for table, (function, definition) in capture_functions(tables, targets, dialect).items():
         statements += [definition, *_triggers(table, function, dialect)]
@@ -120,20 +121,23 @@ def capture_functions(
 def install_capture(recorder: Recorder, connection: Connection) -> int:
     """Create or replace the capture triggers of every audited table that exists;
     returns how many tables have them."""
-    if connection.dialect.name != "postgresql":
-        return 0
     targets = capture_targets(recorder, present=existing_tables(recorder, connection))
     for statement in capture_statements(recorder.tables, targets, connection.dialect):
         # exec_driver_sql hands the driver a parameter list, so '%' must be doubled.
-        connection.exec_driver_sql(statement.replace("%", "%%"))
+        escape = connection.dialect.paramstyle in ("format", "pyformat")
+        connection.exec_driver_sql(statement.replace("%", "%%") if escape else statement)
     return len(targets.all_tables())
 
 
 def has_capture_trigger(connection: Connection, table: Any) -> bool:
     """Whether ``table`` has an enabled capture trigger in the connected database."""
-    if connection.dialect.name != "postgresql" or not isinstance(table, Table):
+    if not isinstance(table, Table):
         return False
     name, _ = capture_trigger_names(table)
+    if connection.dialect.name == "sqlite":
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :name"
+        found = connection.execute(text(query), {"name": f"{name}_insert"})
+        return found.first() is not None
     found = connection.execute(
         text(
             "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) AND tgname = :name"
