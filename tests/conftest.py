@@ -74,7 +74,16 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Databas
         yield db
         db.dispose()
         return
-    server = request.getfixturevalue("pg_server_url")
+    yield from _postgresql_schema(request.getfixturevalue("pg_server_url"))
+
+
+@pytest.fixture
+def postgresql_database(pg_server_url: str) -> Iterator[Database]:
+    """A private PostgreSQL schema, for what only PostgreSQL has."""
+    yield from _postgresql_schema(pg_server_url)
+
+
+def _postgresql_schema(server: str) -> Iterator[Database]:
     schema = f"t_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:

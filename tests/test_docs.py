@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
 import auditkeeper
 
@@ -39,8 +40,13 @@ def examples(page: Path) -> list[tuple[str, str | None]]:
 
 
 @pytest.mark.parametrize("page", [p for p in PAGES if examples(p)], ids=lambda p: p.name)
-def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_page_examples_run(
+    page: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> None:
     monkeypatch.chdir(tmp_path)
+    if 'os.environ["DATABASE_URL"]' in page.read_text():  # a PostgreSQL-only page
+        database = request.getfixturevalue("postgresql_database")
+        monkeypatch.setenv("DATABASE_URL", database.cli_url())
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
     for number, (code, expected) in enumerate(examples(page), start=1):
         output = io.StringIO()
@@ -49,6 +55,9 @@ def test_page_examples_run(page: Path, tmp_path: Path, monkeypatch: pytest.Monke
         if expected is not None:
             assert output.getvalue() == expected, f"{page.name} example {number}"
     assert auditkeeper.current_actor() is None, f"{page.name} leaves an actor behind"
+    for value in namespace.values():  # close the examples' connections before GC does
+        if isinstance(value, Engine):
+            value.dispose()
 
 
 def test_every_docs_page_is_linked_from_the_readme() -> None:

@@ -252,7 +252,7 @@ def test_install_targets(database) -> None:
     with pytest.raises(auditkeeper.ConfigurationError, match="already installed"):
         keeper.install(factory)
     installation.uninstall()
-    with factory() as session:  # uninstalled: not audited
+    with factory() as session:  # uninstalled: its flushes log nothing themselves
         session.add(item(name="quiet"))
         session.commit()
     scoped = scoped_session(sessionmaker(engine))
@@ -266,10 +266,12 @@ def test_install_targets(database) -> None:
     single.commit()
     single.close()
     with pytest.raises(auditkeeper.ConfigurationError, match="install\\(\\) takes"):
-        keeper.install(engine)  # type: ignore[arg-type]
+        keeper.install(engine.url)  # type: ignore[arg-type]
     with Session(engine) as session:
-        names = [r.current["name"] for r in session.scalars(select(keeper.Entry))]
-    assert sorted(names) == ["scoped", "single"]
+        logged = {r.current["name"]: r.context for r in session.scalars(select(keeper.Entry))}
+    # The capture trigger logs what the uninstalled session's flush did not.
+    assert logged.pop("quiet") == {"captured_by": "database trigger"}
+    assert logged == {"scoped": None, "single": None}
 
 
 def test_int_enum_in_an_enum_column_is_stored_by_value(database) -> None:
@@ -310,7 +312,9 @@ def test_a_session_class_shared_by_two_logs(database) -> None:
     class BaseB(DeclarativeBase):
         pass
 
-    keeper_b = auditkeeper.Auditkeeper(BaseB.metadata, actions=Act, entity_types=Other)
+    keeper_b = auditkeeper.Auditkeeper(
+        BaseB.metadata, actions=Act, entity_types=Other, table_name="audit_log_b"
+    )
 
     @auditkeeper.audited(entity_type=Other.THING, create=Act.CREATE)
     class Thing(BaseB):
@@ -320,7 +324,8 @@ def test_a_session_class_shared_by_two_logs(database) -> None:
     engine = database.engine()
     base_a.metadata.create_all(engine)
     keeper_a.create_all(engine)
-    BaseB.metadata.create_all(engine, tables=[Thing.__table__])
+    BaseB.metadata.create_all(engine)
+    keeper_b.create_all(engine)
 
     class AppSession(Session):
         pass
@@ -330,5 +335,7 @@ def test_a_session_class_shared_by_two_logs(database) -> None:
     with AppSession(engine) as session:
         session.add_all([item_a(name="a"), Thing()])
         session.commit()
-        entries = session.scalars(select(keeper_a.Entry)).all()
-    assert sorted(e.entity_type for e in entries) == [Kind.ITEM, Other.THING]
+        entries_a = session.scalars(select(keeper_a.Entry)).all()
+        entries_b = session.scalars(select(keeper_b.Entry)).all()
+    assert [e.entity_type for e in entries_a] == [Kind.ITEM]
+    assert [e.entity_type for e in entries_b] == [Other.THING]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 
+import pytest
 from sqlalchemy import Engine, text
 
 from auditkeeper.demo.crm import Crm, build_crm
@@ -113,3 +114,46 @@ def test_check_changes_nothing(crm: Crm, engine: Engine) -> None:
         assert (
             connection.execute(text("SELECT count(*) FROM audit_log_catalogue")).scalar() == before
         )
+
+
+@POSTGRES_ONLY
+def test_capture_triggers_missing_disabled_or_stale_are_reported(crm: Crm, engine: Engine):
+    run(engine, "DROP TRIGGER leads_audit_capture ON leads")
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["missing-trigger"]
+    assert "leads_audit_capture on leads" in problems[0].message
+    crm.keeper.create_all(engine)
+    run(engine, "ALTER TABLE businesses DISABLE TRIGGER businesses_audit_capture")
+    assert kinds(crm, engine) == ["disabled-trigger"]
+    crm.keeper.create_all(engine)
+    run(engine, "ALTER TABLE businesses ENABLE TRIGGER businesses_audit_capture")
+    assert crm.keeper.check(engine) == []
+
+
+@POSTGRES_ONLY
+def test_a_replaced_capture_function_is_stale(crm: Crm, engine: Engine) -> None:
+    run(
+        engine,
+        "CREATE OR REPLACE FUNCTION leads_audit_capture() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+    )
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["stale-trigger"]
+    assert "leads_audit_capture on leads" in problems[0].message
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_sqlite_capture_triggers_missing_or_stale_are_reported(crm: Crm, engine: Engine):
+    run(engine, "DROP TRIGGER leads_audit_capture_update")
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["missing-trigger"]
+    assert "leads_audit_capture_update on leads" in problems[0].message
+    run(
+        engine,
+        "CREATE TRIGGER leads_audit_capture_update AFTER UPDATE ON leads BEGIN SELECT 1; END",
+    )
+    assert kinds(crm, engine) == ["stale-trigger"]
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []

@@ -816,3 +816,42 @@ def test_timedelta_is_exact_or_refused() -> None:
 def test_loads_accepts_what_orjson_refuses() -> None:
     assert loads("[1, 2]") == [1, 2]
     assert math.isnan(loads("NaN"))  # stdlib json extension, never written by dumps
+
+
+def test_the_capture_triggers_write_the_values_as_the_flush_does(model: Model, database) -> None:
+    """A row copied with raw SQL is logged by the capture trigger: its document must read
+    like the flush's document of the original (docs/raw-sql.md names the exceptions)."""
+    sample = model.Sample(
+        id=1,
+        aware=dt.datetime(2026, 3, 1, 12, 30, 15, 500, tzinfo=dt.UTC),
+        naive=dt.datetime(2026, 3, 1, 12, 30, 15),
+        day=dt.date(1999, 12, 31),
+        clock=dt.time(23, 59, 58, 120000),
+        amount=decimal.Decimal("12.500000000000000000000000000001"),
+        ident=uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        status=Status.ON_HOLD,
+        colour=Colour.DARK_BLUE,
+        blob=b"\x00\xffbytes",
+        doc={"nested": [1, 2.5, None, "x"], "flag": True},
+        label='quote " and \\ and <tag>',
+        ratio=0.1,
+        body="long " * 100,
+        flag=True,
+        big=2**62,
+    )
+    with model.sessions() as session:
+        session.add(sample)
+        session.commit()
+    columns = ", ".join(c for c in COLUMNS if c != "id")
+    with model.engine.begin() as connection:
+        connection.exec_driver_sql(
+            f"INSERT INTO samples (id, {columns}) SELECT 2, {columns} FROM samples WHERE id = 1"
+        )
+    by_flush, by_trigger = model.rows()
+    assert by_trigger.context == {"captured_by": "database trigger"}
+    expected = {**by_flush.current, "id": 2}
+    if database.dialect == "sqlite":  # what SQLite stores, as docs/raw-sql.md says
+        expected["aware"] = "2026-03-01T12:30:15.000500"  # the offset is not stored
+        expected["blob"] = "hex:00ff6279746573"  # no base64 in SQLite
+        expected["amount"] = "12.500000000000000000000000000000"  # a REAL: 15 digits
+    assert by_trigger.current == expected

@@ -21,6 +21,8 @@ from sqlalchemy.sql import ColumnElement
 from ..errors import CaptureError
 from .document import build_row
 from .plan import ClassPlan
+from .trigger_state import flushing
+from .triggers import has_capture_trigger
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -52,8 +54,9 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     connection = state.session.connection(bind_arguments={"mapper": mapper})
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
-    result = state.invoke_statement()
+    result = _invoke(state)
     if not before:
+        recorder.write(state.session, {})  # SQLite: rows its triggers left pending
         return result
     after = (
         _read(connection, plan, _by_keys(plan, list(before)), lock=False)
@@ -65,9 +68,18 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
         row = build_row(plan, verb, old, after.get(key, old), key)
         if row is not None:
             rows.append(row)
-    if rows:
-        recorder.write(state.session, {mapper: rows})
+    recorder.write(state.session, {mapper: rows} if rows else {})
     return result
+
+
+def _invoke(state: ORMExecuteState, **kw: Any) -> Result[Any]:
+    """Run the statement as a flush runs its own: it logs its rows itself, so SQLite's
+    capture triggers keep theirs pending, for cascades only."""
+    token = flushing.set(True)
+    try:
+        return state.invoke_statement(**kw)
+    finally:
+        flushing.reset(token)
 
 
 def _capture_insert(
@@ -77,15 +89,20 @@ def _capture_insert(
     statement = state.statement
     if plan.create is None or not isinstance(statement, Insert):
         return None
-    if statement._post_values_clause is not None:  # ON CONFLICT: not supported yet
+    if statement._post_values_clause is not None:  # ON CONFLICT
+        connection = state.session.connection(bind_arguments={"mapper": mapper})
+        if has_capture_trigger(connection, mapper.local_table):
+            return None  # the capture trigger logs each inserted and each updated row
         raise CaptureError(
-            f"INSERT ... ON CONFLICT on audited {plan.class_name} is not audited yet; "
-            "use session.merge() or separate inserts and updates"
+            f"INSERT ... ON CONFLICT on audited {plan.class_name} is audited only by the "
+            "database's capture triggers (PostgreSQL, installed by create_all), which "
+            f"{mapper.local_table.description} does not have; use session.merge() or "
+            "separate inserts and updates"
         )
     asked = len(statement.returning_column_descriptions)
     pk = [c.column for c in plan.primary_key]
     ours = statement.returning(*pk, *(c.column for c in plan.columns))
-    frozen = state.invoke_statement(statement=ours).freeze()
+    frozen = _invoke(state, statement=ours).freeze()
     width = len(pk)
     rows = []
     for returned in frozen.data:
@@ -94,8 +111,7 @@ def _capture_insert(
         row = build_row(plan, "create", {}, new, tuple(values[:width]))
         if row is not None:
             rows.append(row)
-    if rows:
-        recorder.write(state.session, {mapper: rows})
+    recorder.write(state.session, {mapper: rows} if rows else {})
     result = frozen()
     # Hand back only what the caller asked to be returned.
     return result.columns(*range(asked)) if asked else result

@@ -24,6 +24,7 @@ __all__ = [
     "Actor",
     "acting_as",
     "acting_as_system",
+    "actor_columns",
     "current_actor",
     "reset_actor",
     "set_actor",
@@ -207,3 +208,28 @@ def _id_text(name: str, value: object) -> str:
     text = str(value)
     _check_text(name, text, _MAX_ID_LENGTH)
     return text
+
+
+def actor_columns(actor: Actor | None) -> dict[str, Any]:
+    """The audit row's columns that say who acted (all empty for a system action)."""
+    if actor is None:
+        return {
+            "user_id": None,
+            "user_email": None,
+            "is_impersonated": False,
+            "impersonator_user_id": None,
+            "impersonator_email": None,
+            "tenant_id": None,
+            "reason": None,
+            "context": None,
+        }
+    return {
+        "user_id": actor.user_id,
+        "user_email": actor.email,
+        "is_impersonated": actor.is_impersonated,
+        "impersonator_user_id": actor.impersonator_user_id,
+        "impersonator_email": actor.impersonator_email,
+        "tenant_id": actor.tenant_id,
+        "reason": actor.reason,
+        "context": None if actor.context is None else values.to_json_value(dict(actor.context)),
+    }

@@ -2,7 +2,8 @@
 
 It reports, without changing anything: missing audit tables, append-only triggers that
 are missing, disabled or out of date, enum codes that now mean something else, and on
-PostgreSQL missing history procedures or a stale list of audited classes.
+PostgreSQL missing history procedures, a stale list of audited classes, and audited
+tables whose capture trigger is missing, disabled or out of date.
 ``Auditkeeper.create_all`` repairs all of it except catalogue conflicts, which need the
 enum fixed.
 """
@@ -19,6 +20,13 @@ from sqlalchemy.engine import Connection
 from ..model.ddl import install_statements
 from ..store.catalogue import compare_catalogue
 from .history import entities_table, entity_rows
+from .triggers import (
+    capture_functions,
+    capture_statements,
+    capture_targets,
+    capture_trigger_names,
+    existing_tables,
+)
 
 if TYPE_CHECKING:
     from .keeper import Auditkeeper
@@ -60,6 +68,85 @@ def check_database(keeper: Auditkeeper, connection: Connection) -> list[Problem]
     problems += [Problem("catalogue-conflict", str(conflict)) for conflict in conflicts]
     if connection.dialect.name == "postgresql":
         problems += _procedure_problems(keeper, connection)
+        problems += _capture_problems(keeper, connection)
+    else:
+        problems += _sqlite_capture_problems(keeper, connection)
+    return problems
+
+
+def _sqlite_capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    """SQLite: capture triggers missing or different from what the declarations make."""
+    recorder = keeper._recorder
+    targets = capture_targets(recorder, present=existing_tables(recorder, connection))
+    quote = connection.dialect.identifier_preparer.quote
+    expected = {
+        match.group(2): (statement, table)
+        for table in targets.all_tables()
+        for statement in capture_statements(keeper.tables, targets, connection.dialect)
+        if (match := _TRIGGER_NAME.search(statement)) and f" ON {quote(table.name)} " in statement
+    }
+    found = {}
+    for table in targets.all_tables():
+        found.update(_sqlite_triggers(connection, table))
+    problems = []
+    for name, (statement, table) in expected.items():
+        present = found.get(name)
+        if present is None:
+            problems.append(
+                Problem(
+                    "missing-trigger",
+                    f"capture trigger {name} on {table.fullname} is missing, so changes "
+                    "made outside the ORM go unlogged: run create_all",
+                )
+            )
+        elif _squash(present[1]) != _squash(statement):
+            problems.append(
+                Problem(
+                    "stale-trigger",
+                    f"capture trigger {name} on {table.fullname} does not match the "
+                    "table's audited columns and declaration: run create_all",
+                )
+            )
+    return problems
+
+
+def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    """Audited tables whose capture trigger is missing, disabled, or out of date with
+    the table's audited columns (raw SQL on them would go unlogged or be logged wrong)."""
+    recorder = keeper._recorder
+    targets = capture_targets(recorder, present=existing_tables(recorder, connection))
+    functions = capture_functions(keeper.tables, targets, connection.dialect)
+    problems = []
+    for table, (_, definition) in functions.items():
+        trigger, _ = capture_trigger_names(table)
+        found = _postgresql_triggers(connection, table).get(trigger)
+        if found is None:
+            problems.append(
+                Problem(
+                    "missing-trigger",
+                    f"capture trigger {trigger} on {table.fullname} is missing, so changes "
+                    "made outside the ORM go unlogged: run create_all",
+                )
+            )
+            continue
+        enabled, source = found
+        if not enabled:
+            problems.append(
+                Problem(
+                    "disabled-trigger",
+                    f"capture trigger {trigger} on {table.fullname} is disabled, so changes "
+                    f"made outside the ORM go unlogged: ALTER TABLE {table.fullname} "
+                    f"ENABLE TRIGGER {trigger}",
+                )
+            )
+        if _squash(source) != _squash(definition.split("$auditkeeper$")[1]):
+            problems.append(
+                Problem(
+                    "stale-trigger",
+                    f"capture trigger {trigger} on {table.fullname} does not match the "
+                    "table's audited columns and declaration: run create_all",
+                )
+            )
     return problems
 
 

@@ -31,7 +31,6 @@ from sqlalchemy.types import TypeEngine
 from ..errors import CaptureError
 from ..model.procedures import entities_table_name
 from ..model.types import JSONDocument
-from ..store.writer import write_rows
 from .declaration import REDACTED
 from .document import identify
 from .plan import AuditedColumn, ClassPlan
@@ -234,8 +233,7 @@ def write_history(
     if not rows:
         return 0
     connection = bind.connection() if isinstance(bind, Session) else bind
-    recorder.verify_catalogue(connection)
-    write_rows(connection, recorder.tables.log, [row | stamp for _, row in rows])
+    recorder.insert_rows(connection, [row | stamp for _, row in rows])
     return len(rows)
 
 

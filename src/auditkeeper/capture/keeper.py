@@ -21,6 +21,8 @@ from ..store.catalogue import enum_members, sync_catalogue
 from .health import Problem, check_database
 from .history import EntityHistoryItem, publish_entities, write_history
 from .recorder import KEEPERS_INFO_KEY, Recorder
+from .trigger_state import unwatch_engine, watch_engine
+from .triggers import capture_statements, capture_targets, install_capture
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -45,6 +47,9 @@ class Installation:
 
     def uninstall(self) -> None:
         """Stop auditing the sessions of this target."""
+        if isinstance(self.listened, Engine):
+            unwatch_engine(self.listened)
+            return
         recorder = self.keeper._recorder
         for name, handler in _handlers(recorder):
             if event.contains(self.listened, name, handler):
@@ -105,6 +110,7 @@ class Auditkeeper:
             metadata, name=table_name, users=users, user_id_type=user_id_type, schema=schema
         )
         attach_to_metadata(self.tables)
+        event.listen(metadata, "after_create", self._after_metadata_create)
         self.Entry: type[AuditEntry] = map_entry_class(self.tables.log)
         entry_mapper: Mapper[Any] = inspect(self.Entry)
         for name in ("before_insert", "before_update", "before_delete"):
@@ -119,6 +125,11 @@ class Auditkeeper:
         self._recorder.event_action = None if event_action is None else int(event_action)
         # The trail and add_history_event find the audit log of a mapped class this way.
         metadata.info.setdefault(KEEPERS_INFO_KEY, []).append(self)
+
+    def _after_metadata_create(self, target: MetaData, connection: Connection, **kw: Any) -> None:
+        """``metadata.create_all`` made the audited tables: give them capture triggers."""
+        if inspect(connection).has_table(self.tables.log.name, schema=self.tables.log.schema):
+            install_capture(self._recorder, connection)
 
     @property
     def table(self) -> Table:
@@ -162,6 +173,7 @@ class Auditkeeper:
             for statement in procedure_statements(self.tables, connection.dialect):
                 connection.exec_driver_sql(statement.replace("%", "%%"))
             publish_entities(self._recorder, connection)
+        install_capture(self._recorder, connection)
 
     def check_catalogue(self, bind: Engine | Connection) -> None:
         """Raise ``CatalogueConflictError`` if an enum code now means something else; record
@@ -182,8 +194,8 @@ class Auditkeeper:
         return check_database(self, bind)
 
     def trigger_sql(self, dialect_name: str) -> list[str]:
-        """The trigger DDL (and, on PostgreSQL, the history procedures) for
-        ``op.execute`` in an Alembic migration."""
+        """The trigger DDL (and, on PostgreSQL, the history procedures and the capture
+        triggers of the audited tables) for ``op.execute`` in an Alembic migration."""
         from sqlalchemy.dialects import postgresql, sqlite
 
         dialects: dict[str, Dialect] = {
@@ -194,10 +206,13 @@ class Auditkeeper:
             raise ConfigurationError(
                 f"auditkeeper supports 'sqlite' and 'postgresql', not {dialect_name!r}"
             )
-        statements = install_statements(self.tables, dialects[dialect_name])
+        dialect = dialects[dialect_name]
+        statements = install_statements(self.tables, dialect)
         if dialect_name == "postgresql":
-            statements += procedure_statements(self.tables, dialects[dialect_name])
-        return statements
+            statements += procedure_statements(self.tables, dialect)
+        return statements + capture_statements(
+            self.tables, capture_targets(self._recorder), dialect
+        )
 
     # -- changes made outside the ORM ---------------------------------------------------
 
@@ -264,16 +279,21 @@ class Auditkeeper:
 
     # -- sessions ---------------------------------------------------------------------
 
-    def install(self, target: SessionTarget) -> Installation:
+    def install(self, target: SessionTarget | Engine) -> Installation:
         """Audit every flush of ``target``'s sessions.
 
         ``target`` is a ``sessionmaker``, ``scoped_session``, ``Session`` class or
         instance, ``AsyncSession`` or ``async_sessionmaker``. Returns a handle whose
-        ``uninstall()`` stops it.
+        ``uninstall()`` stops it. An ``Engine`` (for Core-only code) gets no flush
+        hooks: on PostgreSQL, its data-changing statements carry the current actor to
+        the capture triggers (docs/raw-sql.md); sessions do that on their own.
         """
         restore = None
         listened: Any
         async_session, async_maker = _async_classes()
+        if isinstance(target, Engine):
+            watch_engine(target)
+            return Installation(self, target, target)
         if async_maker is not None and isinstance(target, async_maker):
             base = target.kw.get("sync_session_class", Session)
             audited_class = type(f"Audited{base.__name__}", (base,), {})
@@ -308,8 +328,11 @@ class Auditkeeper:
 
 def _handlers(recorder: Recorder) -> list[tuple[str, Any]]:
     return [
+        ("after_begin", recorder.after_begin),
         ("before_flush", recorder.before_flush),
         ("after_flush", recorder.after_flush),
+        ("after_flush_postexec", recorder.after_flush_postexec),
+        ("after_soft_rollback", recorder.after_soft_rollback),
         ("do_orm_execute", recorder.on_execute),
     ]
 

@@ -12,13 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import threading
-import uuid
 import weakref
 from collections import defaultdict
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Column, Table, select, tuple_
+from sqlalchemy import Column, Table, literal_column, select, tuple_
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.orm import (
     InstanceState,
@@ -33,14 +32,23 @@ from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_INITIALIZE
 
 from ..errors import ActorError, CaptureError, ReadOnlyLogError
 from ..model import values
+from ..model.ddl import transaction_id_function
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import write_rows
 from .bulk import capture_bulk_statement
-from .context import Actor, current_actor
+from .context import actor_columns, current_actor
 from .document import build_row
 from .events import add_annotation_rows
 from .plan import ClassPlan, build_plan
+from .trigger_state import (
+    flushing,
+    marked_connections,
+    take_pending,
+    transaction_uuid,
+    watch_engine,
+)
+from .triggers.common import CAPTURED_BY
 
 __all__ = ["KEEPERS_INFO_KEY", "Recorder"]
 
@@ -111,6 +119,7 @@ class Recorder:
     # -- hooks ----------------------------------------------------------------------
 
     def before_flush(self, session: Session, flush_context: UOWTransaction, instances: Any) -> None:
+        flushing.set(True)
         stash: dict[InstanceState[Any], _Values] = {}
         to_load: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
         for obj in itertools.chain(session.dirty, session.deleted):
@@ -205,36 +214,70 @@ class Recorder:
                     built[state] = row
         # Custom history events and property texts (capture/events.py) join the same write.
         add_annotation_rows(self, flush_context, built, rows_by_mapper)
-        self.write(session, rows_by_mapper)
+        self.write(session, rows_by_mapper)  # even without rows: SQLite's pending ones
+
+    def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
+        flushing.set(False)
+
+    def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
+        flushing.set(False)  # a failed flush ends here, without after_flush_postexec
+        marked_connections()
+
+    def after_begin(self, session: Session, transaction: Any, connection: Connection) -> None:
+        watch_engine(connection.engine)
 
     def write(
         self, session: Session, rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]]
     ) -> None:
         """Stamp rows with the actor, the transaction and the time, and write them: one
-        statement per connection (one per flush, unless classes live in several databases)."""
-        if not rows_by_mapper:
-            return
-        actor = current_actor()
-        if actor is None and self.require_actor:
-            classes = sorted({m.class_.__name__ for m in rows_by_mapper})
-            raise ActorError(
-                f"no actor is set for changes to {', '.join(classes)}, and this audit log "
-                "requires one (require_actor=True): wrap the work in "
-                "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
-            )
-        stamp = _actor_columns(actor) | {
-            "transaction_id": _transaction_id(session),
-            "created_at": dt.datetime.now(dt.UTC),
-        }
+        statement per connection (one per flush, unless classes live in several databases).
+
+        On SQLite, the rows the capture triggers left pending during the flush join them,
+        except those the flush logs itself (database cascades are the rest)."""
         by_connection: dict[Connection, list[dict[str, Any]]] = {}
         for mapper, rows in rows_by_mapper.items():
             connection = session.connection(bind_arguments={"mapper": mapper})
             by_connection.setdefault(connection, []).extend(rows)
+        for connection in marked_connections():
+            by_connection.setdefault(connection, [])
+        if not by_connection:
+            return
+        actor = current_actor()
+        created_at = dt.datetime.now(dt.UTC)
         for connection, rows in by_connection.items():
-            self.verify_catalogue(connection)
+            cascaded = _not_covered(take_pending(connection, self.tables.log.name), rows)
+            if not rows and not cascaded:
+                continue
+            if actor is None and self.require_actor:
+                classes = sorted({m.class_.__name__ for m in rows_by_mapper}) or ["the database"]
+                raise ActorError(
+                    f"no actor is set for changes to {', '.join(classes)}, and this audit log "
+                    "requires one (require_actor=True): wrap the work in "
+                    "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
+                )
+            stamp = actor_columns(actor) | {
+                "transaction_id": transaction_uuid(connection),
+                "created_at": created_at,
+            }
             for row in rows:
                 row.update(stamp)
-            write_rows(connection, self.tables.log, rows)
+            for row in cascaded:
+                row.update(stamp)
+                row["context"] = {**(row["context"] or {}), CAPTURED_BY: "database trigger"}
+            self.insert_rows(connection, rows + cascaded)
+
+    def insert_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+        """Write finished rows in one statement. On PostgreSQL the database names the
+        transaction (``transaction_id_function``), so that rows written by triggers and
+        procedures in the same transaction carry the same id."""
+        self.verify_catalogue(connection)
+        computed: dict[str, Any] | None = None
+        if connection.dialect.name == "postgresql":
+            function = transaction_id_function(self.tables, connection.dialect)
+            computed = {"transaction_id": literal_column(f"{function}()")}
+            for row in rows:
+                row.pop("transaction_id", None)
+        write_rows(connection, self.tables.log, rows, computed=computed)
 
     def on_execute(self, state: ORMExecuteState) -> Result[Any] | None:
         """``do_orm_execute``: refuse bulk writes to the log; capture bulk writes to
@@ -246,12 +289,17 @@ class Recorder:
 
     def mapper_for_table(self, table: Table) -> Mapper[Any] | None:
         """The audited mapper whose own table is ``table`` (for Core statements)."""
+        return next((m for m in self.audited_mappers() if m.local_table is table), None)
+
+    def audited_mappers(self) -> list[Mapper[Any]]:
+        """Every mapped class this log records, in every registry."""
         # SQLAlchemy keeps no public table -> mapper index; its registries know them all.
-        for registry in mapperlib._all_registries():
-            for mapper in registry.mappers:
-                if mapper.local_table is table and self.plan_for(mapper) is not None:
-                    return mapper
-        return None
+        return [
+            mapper
+            for registry in mapperlib._all_registries()
+            for mapper in registry.mappers
+            if self.plan_for(mapper) is not None
+        ]
 
     # -- helpers ----------------------------------------------------------------------
 
@@ -322,6 +370,47 @@ class Recorder:
                 connection = session.connection(bind_arguments={"mapper": mapper})
                 loaded.update(_load_columns(connection, mapper_plan, states, stored_key=False))
         return loaded
+
+
+def _not_covered(pending: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The pending trigger rows (SQLite) that the flush's own rows do not log: a row
+    covers a change of the same record and kind (and, for an update, a common field)."""
+    if not pending:
+        return []
+    by_record: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        record = (row["entity_type"], row["number_identifier"], row["entity_key"])
+        by_record[record].append(row["changed_objects"])
+    kept = []
+    for change in pending:
+        record = (change["entity_type"], change["number_identifier"], change["entity_key"])
+        if not any(_covers(document, change) for document in by_record.get(record, [])):
+            kept.append(
+                {
+                    key: change[key]
+                    for key in (
+                        "action",
+                        "entity_type",
+                        "number_identifier",
+                        "entity_key",
+                        "changed_objects",
+                    )
+                }
+            )
+    return kept
+
+
+def _covers(document: dict[str, Any], change: dict[str, Any]) -> bool:
+    kind = change["kind"]
+    if kind == "INSERT":
+        return document.get("previous") is None
+    if kind == "DELETE":
+        return document.get("current") is None
+    shares_a_field = not set(document.get("difference") or {}).isdisjoint(change["changed"])
+    if kind == "LINK":
+        return shares_a_field
+    both = document.get("previous") is not None and document.get("current") is not None
+    return both and shares_a_field
 
 
 def _flush_order(change: tuple[ClassPlan, InstanceState[Any], str]) -> tuple[Any, ...]:
@@ -430,42 +519,6 @@ def _related_keys(objects: list[Any]) -> list[Any]:
         identity = related.mapper.primary_key_from_instance(obj)
         keys.append(values.to_json_value(identity[0] if len(identity) == 1 else list(identity)))
     return sorted(keys, key=_sort_key)
-
-
-def _actor_columns(actor: Actor | None) -> dict[str, Any]:
-    if actor is None:
-        return {
-            "user_id": None,
-            "user_email": None,
-            "is_impersonated": False,
-            "impersonator_user_id": None,
-            "impersonator_email": None,
-            "tenant_id": None,
-            "reason": None,
-            "context": None,
-        }
-    return {
-        "user_id": actor.user_id,
-        "user_email": actor.email,
-        "is_impersonated": actor.is_impersonated,
-        "impersonator_user_id": actor.impersonator_user_id,
-        "impersonator_email": actor.impersonator_email,
-        "tenant_id": actor.tenant_id,
-        "reason": actor.reason,
-        "context": None if actor.context is None else values.to_json_value(dict(actor.context)),
-    }
-
-
-def _transaction_id(session: Session) -> uuid.UUID:
-    """One id per root transaction of the session: per committed unit of work."""
-    root = session.get_transaction()
-    held = session.info.get(_TRANSACTION)
-    if held is not None and held[0]() is root:
-        txid: uuid.UUID = held[1]
-        return txid
-    txid = uuid.uuid4()
-    session.info[_TRANSACTION] = (weakref.ref(root) if root is not None else lambda: None, txid)
-    return txid
 
 
 def _single_key(state: InstanceState[Any]) -> Any:

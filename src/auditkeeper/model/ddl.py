@@ -9,12 +9,20 @@ The catalogue of codes is append-only too.
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import Table, event
 from sqlalchemy.engine import Connection, Dialect
 
 from .tables import AuditTables
 
-__all__ = ["attach_to_metadata", "install_statements", "install_triggers", "refusal_message"]
+__all__ = [
+    "attach_to_metadata",
+    "install_statements",
+    "install_triggers",
+    "refusal_message",
+    "transaction_id_function",
+]
 
 _USER_COLUMNS = ("user_id", "impersonator_user_id")
 
@@ -65,6 +73,32 @@ def attach_to_metadata(tables: AuditTables) -> None:
         event.listen(table, "after_create", after_create)
 
 
+def transaction_id_function(tables: AuditTables, dialect: Dialect) -> str:
+    """The (quoted) PostgreSQL function that names the current database transaction.
+
+    Every writer of audit rows on PostgreSQL (the flush, bulk statements, the capture
+    triggers, the history procedures) stamps rows with it, so that the rows of one
+    transaction share one ``transaction_id`` whichever path wrote them, and the capture
+    triggers can see which changes another path already logged.
+    """
+    preparer = dialect.identifier_preparer
+    log = tables.log
+    schema_prefix = f"{preparer.quote(log.schema)}." if log.schema else ""
+    return f"{schema_prefix}{preparer.quote(f'{log.name}_transaction_id')}"
+
+
+def _transaction_id_statement(tables: AuditTables, dialect: Dialect) -> str:
+    # A 64-bit transaction id never repeats in one cluster's life; the server's start
+    # time and a per-installation salt keep ids apart across clusters and restores.
+    salt = uuid.uuid4().hex
+    return (
+        f"CREATE OR REPLACE FUNCTION {transaction_id_function(tables, dialect)}() "
+        "RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS "
+        f"$auditkeeper$SELECT md5('{salt}' || pg_postmaster_start_time()::text || ':' "
+        "|| pg_current_xact_id()::text)::uuid$auditkeeper$"
+    )
+
+
 def _quote(dialect: Dialect, table: Table) -> str:
     preparer = dialect.identifier_preparer
     return preparer.format_table(table)
@@ -112,6 +146,7 @@ END
 """
     row_trigger = preparer.quote(f"{trigger_base}_row")
     truncate_trigger = preparer.quote(f"{trigger_base}_truncate")
+    extra = [_transaction_id_statement(tables, dialect)] if table is tables.log else []
     return [
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS "
         f"$auditkeeper${body}$auditkeeper$",
@@ -121,6 +156,7 @@ END
         f"DROP TRIGGER IF EXISTS {truncate_trigger} ON {quoted}",
         f"CREATE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {quoted} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+        *extra,
     ]
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from sqlalchemy.engine import Dialect
 
+from .ddl import transaction_id_function
 from .tables import AuditTables
 
 __all__ = ["entities_table_name", "procedure_statements"]
@@ -33,6 +34,7 @@ def procedure_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
     parse = f"{schema}{preparer.quote(tables.log.name + '_parse_value')}"
     many = f"{schema}audit_add_entity_history_events"
     single = f"{schema}audit_add_single_entity_history_event"
+    transaction_id = transaction_id_function(tables, dialect)
     user_type = tables.log.c.user_id.type.compile(dialect=dialect)
     if user_type == "NULL":  # pragma: no cover - the FK's type is resolved by then
         user_type = "BIGINT"
@@ -95,7 +97,7 @@ DECLARE
     key_number BIGINT;
     key_text TEXT;
     rows JSONB := '[]'::jsonb;
-    call_id UUID := gen_random_uuid();  -- one transaction_id for the call's rows
+    call_id UUID := {transaction_id}();  -- the transaction's id, as on every row
 BEGIN
     FOREACH item IN ARRAY coalesce(changes, ARRAY[]::{item_type}[]) LOOP
         number := number + 1;

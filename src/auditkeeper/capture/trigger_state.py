@@ -1,0 +1,190 @@
+"""What the capture triggers need to hear from the application's connections.
+
+The triggers (``triggers/``) log changes made outside a flush. Before the application's
+own SQL that may change data (raw SQL, Core or ORM-enabled INSERT / UPDATE / DELETE),
+this module tells them who acts: on PostgreSQL in the transaction-local setting
+``auditkeeper.actor``, on SQLite in the state row. It does so once per transaction and
+again only when the actor changes; plain SELECTs never pay for it.
+
+On SQLite it also marks the statements of a flush or an audited bulk statement
+(``flushing``): the triggers then leave their rows pending, and ``take_pending`` hands
+the flush those it did not log itself. PostgreSQL needs no mark: its triggers run at
+commit and see the flush's rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+import weakref
+from contextvars import ContextVar
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+
+from ..model import values
+from ..store.writer import OWN_STATEMENT
+from .context import actor_columns, current_actor
+from .triggers.common import ACTOR_SETTING
+from .triggers.sqlite import PENDING, STATE
+
+__all__ = [
+    "flushing",
+    "marked_connections",
+    "take_pending",
+    "transaction_uuid",
+    "unwatch_engine",
+    "watch_engine",
+]
+
+flushing: ContextVar[bool] = ContextVar("auditkeeper_flushing", default=False)
+"""True while a flush or an audited bulk statement runs: it logs its statements itself."""
+
+_marked: ContextVar[tuple[Connection, ...]] = ContextVar("auditkeeper_marked", default=())
+
+_SENT = "auditkeeper.actor_sent"
+_MARKED = "auditkeeper.flush_marked"
+_HAS_STATE = "auditkeeper.has_capture_state"
+_TRANSACTION = "auditkeeper.transaction_uuid"
+_PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
+_SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
+_READ_ONLY = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
+
+
+def watch_engine(engine: Engine) -> None:
+    """Tell the capture triggers of ``engine``'s database who acts (idempotent)."""
+    if engine.dialect.name not in ("postgresql", "sqlite"):
+        return
+    if not event.contains(engine, "before_cursor_execute", _before_execute):
+        event.listen(engine, "before_cursor_execute", _before_execute)
+        event.listen(engine, "rollback_savepoint", _forget)
+        event.listen(engine, "commit", _before_commit)
+
+
+def unwatch_engine(engine: Engine) -> None:
+    """Stop telling them."""
+    if event.contains(engine, "before_cursor_execute", _before_execute):
+        event.remove(engine, "before_cursor_execute", _before_execute)
+        event.remove(engine, "rollback_savepoint", _forget)
+        event.remove(engine, "commit", _before_commit)
+
+
+def transaction_uuid(connection: Connection) -> uuid.UUID:
+    """One id per transaction of ``connection``, shared by the flush's rows and the
+    SQLite triggers' rows of that transaction."""
+    transaction = connection.get_transaction()
+    held = connection.info.get(_TRANSACTION)
+    if held is not None and transaction is not None and held[0]() is transaction:
+        found: uuid.UUID = held[1]
+        return found
+    fresh = uuid.uuid4()
+    if transaction is not None:
+        connection.info[_TRANSACTION] = (weakref.ref(transaction), fresh)
+    return fresh
+
+
+def marked_connections() -> tuple[Connection, ...]:
+    """The SQLite connections whose statements were marked since the last call (a
+    failed flush leaves its connection behind, closed or rolled back: skipped)."""
+    found = _marked.get()
+    _marked.set(())
+    return tuple(c for c in found if not c.closed and c.info.get(_MARKED))
+
+
+def take_pending(connection: Connection, log_table: str) -> list[dict[str, Any]]:
+    """SQLite: end the flush's mark and take the rows its triggers left pending (the
+    caller drops those it logs itself and writes the rest)."""
+    connection.info.pop(_MARKED, None)
+    if not connection.info.get(_HAS_STATE):
+        return []
+    cursor = connection.connection.cursor()
+    try:
+        cursor.execute(
+            "SELECT kind, entity_type, action, number_identifier, entity_key, "
+            f"changed_objects, changed FROM {PENDING} WHERE log_table = ? ORDER BY seq",
+            (log_table,),
+        )
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        if rows:
+            cursor.execute(f"DELETE FROM {PENDING} WHERE log_table = ?", (log_table,))
+        cursor.execute(f"UPDATE {STATE} SET flushing = 0 WHERE id = 1 AND flushing = 1")
+    finally:
+        cursor.close()
+    for row in rows:
+        row["changed_objects"] = values.loads(row["changed_objects"])
+        row["changed"] = values.loads(row["changed"])
+    return rows
+
+
+def _before_execute(
+    connection: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    if context is not None and context.execution_options.get(OWN_STATEMENT):
+        return
+    if context is not None and not (
+        context.is_text or context.isinsert or context.isupdate or context.isdelete
+    ):
+        return  # a compiled SELECT changes nothing
+    if (
+        context is not None
+        and context.is_text
+        and statement.lstrip()[:8].upper().startswith(_READ_ONLY)
+    ):
+        return
+    transaction = connection.get_transaction()
+    if transaction is None:
+        return  # autocommit: a transaction-local setting would not outlive the statement
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite and not _has_state(connection, cursor):
+        return
+    if flushing.get():
+        if sqlite and not connection.info.get(_MARKED):
+            cursor.execute(f"UPDATE {STATE} SET flushing = 1 WHERE id = 1")
+            connection.info[_MARKED] = True
+            _marked.set((*_marked.get(), connection))
+        return
+    document = values.dumps(
+        actor_columns(current_actor()) | {"transaction_id": str(transaction_uuid(connection))}
+    )
+    sent = connection.info.get(_SENT)
+    if sent is not None and sent[0]() is transaction and sent[1] == document:
+        return
+    if sqlite:
+        cursor.execute(_SQLITE_SET, (document,))
+    else:
+        cursor.execute(_PG_SET, (document,))
+    connection.info[_SENT] = (weakref.ref(transaction), document)
+
+
+def _has_state(connection: Connection, cursor: Any) -> bool:
+    """Whether this SQLite database has capture triggers (asked once per connection)."""
+    known = connection.info.get(_HAS_STATE)
+    if known is None:
+        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (STATE,))
+        known = cursor.fetchone() is not None
+        connection.info[_HAS_STATE] = known
+    return bool(known)
+
+
+def _before_commit(connection: Connection) -> None:
+    """SQLite: the actor must not outlive the transaction: another program's raw SQL
+    would be logged in this user's name."""
+    sent = connection.info.pop(_SENT, None)
+    if connection.dialect.name == "sqlite" and sent is not None:
+        cursor = connection.connection.cursor()
+        try:
+            cursor.execute(_SQLITE_SET, (None,))
+        finally:
+            cursor.close()
+
+
+def _forget(connection: Connection, name: Any, context: Any) -> None:
+    """A rolled-back savepoint takes the setting (and the flush's mark) back with it."""
+    connection.info.pop(_SENT, None)
+    connection.info.pop(_MARKED, None)

@@ -1,0 +1,214 @@
+"""Capture triggers: the database logs the changes that never pass through a flush.
+
+Raw SQL on the application's connection or on another one (psql, a script, another
+service), ``ON DELETE CASCADE`` and ``SET NULL`` done by the database, upserts, and
+direct writes to many-to-many association tables: on PostgreSQL, a trigger on every
+audited table logs them (docs/raw-sql.md).
+
+Why a *deferred* trigger: it runs at commit, after the flush has written its own rows.
+It then logs a change only when no row of this transaction, written by another path,
+already covers that record (same ``transaction_id``, same record, same kind of change,
+and for an update a common changed field). So the ORM path is never logged twice, and
+no setting can make the trigger skip a change: the only thing that stops it is a real
+audit row.
+
+The actor comes from the transaction-local setting ``auditkeeper.actor`` (JSON, which
+``trigger_state.py`` sets before the application's own SQL); without it, from the other
+rows of the same transaction (a cascade of an ORM delete is the ORM actor's); else the
+row is a system action.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Table, inspect, text
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.orm import Mapper
+
+from ...model.tables import AuditTables
+from ..plan import ClassPlan
+from . import sqlite
+from .common import ACTOR_SETTING, CAPTURED_BY, LinkSide
+from .postgresql import link_function, table_function, write_function
+
+if TYPE_CHECKING:
+    from ..recorder import Recorder
+
+__all__ = [
+    "ACTOR_SETTING",
+    "CAPTURED_BY",
+    "CaptureTargets",
+    "capture_functions",
+    "capture_statements",
+    "capture_targets",
+    "capture_trigger_names",
+    "existing_tables",
+    "has_capture_trigger",
+    "install_capture",
+]
+
+
+@dataclass
+class CaptureTargets:
+    """What the triggers watch: audited tables with their plans, and association
+    tables with their audited sides."""
+
+    tables: dict[Table, ClassPlan] = field(default_factory=dict)
+    links: dict[Table, list[LinkSide]] = field(default_factory=dict)
+
+    def all_tables(self) -> list[Table]:
+        return [*self.tables, *self.links]
+
+
+def capture_trigger_names(table: Table) -> tuple[str, str]:
+    """``(row trigger, truncate trigger)`` names on an audited or association table."""
+    return f"{table.name}_audit_capture", f"{table.name}_audit_no_truncate"
+
+
+def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> CaptureTargets:
+    """The audited classes mapped to one table each (a class in an inheritance hierarchy
+    spans tables, and is captured by its flushes only), and the association tables of
+    their many-to-many relationships. ``present`` limits them to existing tables."""
+    targets = CaptureTargets()
+    for mapper in recorder.audited_mappers():
+        plan = recorder.plan_for(mapper)
+        table = mapper.local_table
+        if plan is None or not isinstance(table, Table) or not _single_table(mapper, plan):
+            continue
+        if present is not None and table.fullname not in present:
+            continue
+        targets.tables.setdefault(table, plan)
+        for name in plan.collections:
+            side = _link_side(mapper, plan, name)
+            if side is not None and (present is None or side.owner.table.fullname in present):
+                targets.links.setdefault(side.owner.table, []).append(side)
+    return targets
+
+
+def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Dialect) -> list[str]:
+    """The DDL that installs (or replaces) the capture triggers of ``targets``."""
+    if not targets.all_tables():
+        return []
+    if dialect.name == "sqlite":
+        statements = sqlite.support_statements()
+        for table, plan in targets.tables.items():
+            statements += sqlite.table_triggers(tables, table, plan, dialect)
+        for sides in targets.links.values():
+            statements += sqlite.link_triggers(tables, sides, dialect)
+        return statements
+    statements = [write_function(tables, dialect)]
+    for table, (function, definition) in capture_functions(tables, targets, dialect).items():
+        statements += [definition, *_triggers(table, function, dialect)]
+    return statements
+
+
+def capture_functions(
+    tables: AuditTables, targets: CaptureTargets, dialect: Dialect
+) -> dict[Table, tuple[str, str]]:
+    """``{table: (function name, CREATE FUNCTION statement)}`` of each captured table."""
+    functions = {}
+    for table, plan in targets.tables.items():
+        name = _function_name(table, "audit_capture", dialect)
+        functions[table] = (name, table_function(tables, name, table, plan, dialect))
+    for table, sides in targets.links.items():
+        name = _function_name(table, "audit_links", dialect)
+        functions[table] = (name, link_function(tables, name, sides, dialect))
+    return functions
+
+
+def install_capture(recorder: Recorder, connection: Connection) -> int:
+    """Create or replace the capture triggers of every audited table that exists;
+    returns how many tables have them."""
+    targets = capture_targets(recorder, present=existing_tables(recorder, connection))
+    for statement in capture_statements(recorder.tables, targets, connection.dialect):
+        # exec_driver_sql hands the driver a parameter list, so '%' must be doubled.
+        escape = connection.dialect.paramstyle in ("format", "pyformat")
+        connection.exec_driver_sql(statement.replace("%", "%%") if escape else statement)
+    return len(targets.all_tables())
+
+
+def has_capture_trigger(connection: Connection, table: Any) -> bool:
+    """Whether ``table`` has an enabled capture trigger in the connected database."""
+    if not isinstance(table, Table):
+        return False
+    name, _ = capture_trigger_names(table)
+    if connection.dialect.name == "sqlite":
+        query = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :name"
+        found = connection.execute(text(query), {"name": f"{name}_insert"})
+        return found.first() is not None
+    found = connection.execute(
+        text(
+            "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) AND tgname = :name"
+            " AND tgenabled <> 'D'"
+        ),
+        {"table": connection.dialect.identifier_preparer.format_table(table), "name": name},
+    )
+    return found.first() is not None
+
+
+def _triggers(table: Table, function: str, dialect: Dialect) -> list[str]:
+    preparer = dialect.identifier_preparer
+    quoted = preparer.format_table(table)
+    row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
+    return [
+        f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
+        f"CREATE CONSTRAINT TRIGGER {row_trigger} AFTER INSERT OR UPDATE OR DELETE "
+        f"ON {quoted} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()",
+        f"DROP TRIGGER IF EXISTS {truncate_trigger} ON {quoted}",
+        f"CREATE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {quoted} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+    ]
+
+
+def _function_name(table: Table, suffix: str, dialect: Dialect) -> str:
+    preparer = dialect.identifier_preparer
+    schema = f"{preparer.quote(table.schema)}." if table.schema else ""
+    return f"{schema}{preparer.quote(f'{table.name}_{suffix}')}"
+
+
+def _single_table(mapper: Mapper[Any], plan: ClassPlan) -> bool:
+    table = mapper.local_table
+    return (
+        mapper.inherits is None
+        and not (mapper.polymorphic_map.keys() - {mapper.polymorphic_identity})
+        and all(c.column.table is table for c in (*plan.columns, *plan.primary_key))
+    )
+
+
+def _link_side(mapper: Mapper[Any], plan: ClassPlan, name: str) -> LinkSide | None:
+    """The association table's view of one many-to-many relationship, when it links
+    single-column keys (the only kind the flush logs too)."""
+    relationship = mapper.relationships[name]
+    pairs = relationship.synchronize_pairs
+    far_pairs = relationship.secondary_synchronize_pairs or []
+    if (
+        not isinstance(relationship.secondary, Table)
+        or len(pairs) != 1
+        or len(far_pairs) != 1
+        or len(plan.primary_key) != 1
+    ):
+        return None
+    ((owner_key, owner),) = pairs
+    ((_, related),) = far_pairs
+    return LinkSide(
+        name=name,
+        plan=plan,
+        table=mapper.local_table,  # type: ignore[arg-type]
+        owner=owner,  # type: ignore[arg-type]
+        related=related,  # type: ignore[arg-type]
+        owner_key=owner_key,  # type: ignore[arg-type]
+    )
+
+
+def existing_tables(recorder: Recorder, connection: Connection) -> set[str]:
+    """The audited and association tables that exist in the connected database."""
+    inspector = inspect(connection)
+    names: set[str] = set()
+    for mapper in recorder.audited_mappers():
+        tables = [mapper.local_table, *(r.secondary for r in mapper.relationships)]
+        for table in tables:
+            if isinstance(table, Table) and inspector.has_table(table.name, schema=table.schema):
+                names.add(table.fullname)
+    return names

@@ -1,0 +1,301 @@
+"""PostgreSQL: the PL/pgSQL of the capture triggers, generated from the classes' plans.
+
+Three kinds of function:
+
+- ``<log>_capture_write``, one per audit log: the part every capture shares. It skips a
+  change that another path already logged in this transaction, finds the actor, and
+  inserts the row.
+- ``<table>_audit_capture``, one per audited table: builds the documents from OLD and
+  NEW, compares, picks the action, redacts, and hands the row to the first.
+- ``<table>_audit_links``, one per many-to-many association table: a link added or
+  removed is a change of the record on each audited side, as in the flush.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Table
+from sqlalchemy.engine import Dialect
+
+from ...model.ddl import transaction_id_function
+from ...model.sql_values import json_expression, sql_literal
+from ...model.tables import AuditTables
+from ..declaration import REDACTED
+from ..plan import AuditedColumn, ClassPlan
+from .common import ACTOR_SETTING, CAPTURED_BY, MARK, LinkSide, quote_column
+
+__all__ = [
+    "link_function",
+    "table_function",
+    "write_function",
+    "write_function_name",
+]
+
+_MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments
+_REFUSE_TRUNCATE = (
+    "auditkeeper: TRUNCATE of audited table % is refused: it would remove rows without "
+    "logging them; DELETE them instead"
+)
+_TRUNCATE_GUARD = f"""
+    IF TG_OP = 'TRUNCATE' THEN
+        RAISE EXCEPTION {sql_literal(_REFUSE_TRUNCATE)}, TG_TABLE_NAME
+              USING ERRCODE = 'insufficient_privilege';
+    END IF;"""
+
+
+def write_function_name(tables: AuditTables, dialect: Dialect) -> str:
+    preparer = dialect.identifier_preparer
+    log = tables.log
+    schema = f"{preparer.quote(log.schema)}." if log.schema else ""
+    return f"{schema}{preparer.quote(f'{log.name}_capture_write')}"
+
+
+def write_function(tables: AuditTables, dialect: Dialect) -> str:
+    """The shared tail of every capture: skip what is logged already, find the actor,
+    write the row."""
+    log = dialect.identifier_preparer.format_table(tables.log)
+    user_type = tables.log.c.user_id.type.compile(dialect=dialect)
+    not_ours = f"NOT coalesce(l.context ? {sql_literal(CAPTURED_BY)}, false)"
+    same_change = """CASE kind
+                   WHEN 'INSERT' THEN jsonb_typeof(l.changed_objects -> 'previous') = 'null'
+                   WHEN 'DELETE' THEN jsonb_typeof(l.changed_objects -> 'current') = 'null'
+                   WHEN 'LINK' THEN (l.changed_objects -> 'difference') ?| changed
+                   ELSE jsonb_typeof(l.changed_objects -> 'previous') = 'object'
+                        AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
+                        AND (l.changed_objects -> 'difference') ?| changed
+               END"""
+    body = f"""
+DECLARE
+    tx UUID := {transaction_id_function(tables, dialect)}();
+    setting TEXT := current_setting({sql_literal(ACTOR_SETTING)}, true);
+    actor JSONB;
+BEGIN
+    -- Another path (the flush, a bulk statement, a procedure) logged this change already.
+    IF key_number IS NOT NULL THEN
+        PERFORM 1 FROM {log} l
+         WHERE l.transaction_id = tx AND l.entity_type = entity AND l.number_identifier = key_number
+           AND l.entity_key IS NULL AND {not_ours} AND {same_change};
+    ELSE
+        PERFORM 1 FROM {log} l
+         WHERE l.transaction_id = tx AND l.entity_type = entity AND l.number_identifier IS NULL
+           AND l.entity_key = key_text AND {not_ours} AND {same_change};
+    END IF;
+    IF FOUND THEN
+        RETURN;
+    END IF;
+    IF coalesce(setting, '') <> '' THEN
+        actor := setting::jsonb;  -- malformed: an error, and the change is refused
+    ELSE  -- the actor of the transaction's other rows (a cascade of an ORM delete)
+        SELECT to_jsonb(l) INTO actor FROM {log} l
+         WHERE l.transaction_id = tx AND {not_ours} ORDER BY l.id LIMIT 1;
+    END IF;
+    INSERT INTO {log} (action, entity_type, number_identifier, entity_key, changed_objects,
+                       user_id, user_email, is_impersonated, impersonator_user_id,
+                       impersonator_email, tenant_id, reason, transaction_id, context,
+                       created_at)
+    VALUES (action, entity, key_number, key_text,
+            jsonb_build_object('previous', old_doc, 'current', new_doc,
+                               'difference', difference),
+            (actor ->> 'user_id')::{user_type}, actor ->> 'user_email',
+            coalesce((actor ->> 'is_impersonated')::boolean, false),
+            (actor ->> 'impersonator_user_id')::{user_type}, actor ->> 'impersonator_email',
+            actor ->> 'tenant_id', actor ->> 'reason', tx,
+            coalesce(CASE WHEN jsonb_typeof(actor -> 'context') = 'object'
+                          THEN actor -> 'context' END, '{{}}'::jsonb)
+                || {sql_literal(MARK)}::jsonb,
+            clock_timestamp());
+END
+"""
+    return (
+        f"CREATE OR REPLACE FUNCTION {write_function_name(tables, dialect)}(kind TEXT, "
+        "entity INTEGER, action INTEGER, key_number BIGINT, key_text TEXT, old_doc JSONB, "
+        "new_doc JSONB, difference JSONB, changed TEXT[]) RETURNS void LANGUAGE plpgsql "
+        f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
+    )
+
+
+def table_function(
+    tables: AuditTables, name: str, table: Table, plan: ClassPlan, dialect: Dialect
+) -> str:
+    """The capture function of one audited table (also refuses TRUNCATE)."""
+    quoted = dialect.identifier_preparer.format_table(table)
+    key_number, key_text = _key("record", plan)
+    body = f"""
+DECLARE
+    record {quoted}%ROWTYPE;
+    old_doc JSONB;
+    new_doc JSONB;
+    difference JSONB;
+    changed TEXT[];
+    chosen INTEGER;
+BEGIN{_TRUNCATE_GUARD}
+    IF TG_OP = 'DELETE' THEN record := OLD; ELSE record := NEW; END IF;
+    IF TG_OP <> 'INSERT' THEN old_doc := {_document("OLD", plan.columns)}; END IF;
+    IF TG_OP <> 'DELETE' THEN new_doc := {_document("NEW", plan.columns)}; END IF;
+    SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
+                coalesce(old_doc -> k, 'null'::jsonb), coalesce(new_doc -> k, 'null'::jsonb))),
+                '{{}}'::jsonb),
+           coalesce(array_agg(k), '{{}}'::text[])
+      INTO difference, changed
+      FROM jsonb_object_keys(coalesce(new_doc, old_doc)) AS k
+     WHERE CASE TG_OP
+               WHEN 'UPDATE' THEN (old_doc -> k) IS DISTINCT FROM (new_doc -> k)
+               WHEN 'INSERT' THEN jsonb_typeof(new_doc -> k) <> 'null'
+               ELSE jsonb_typeof(old_doc -> k) <> 'null'
+           END;
+    chosen := CASE TG_OP WHEN 'INSERT' THEN {_code(plan.create)}
+                         WHEN 'DELETE' THEN {_code(plan.delete)}
+                         ELSE {_update_action(plan)} END;
+    IF chosen IS NULL THEN
+        RETURN NULL;  -- a change this class does not audit, or nothing audited changed
+    END IF;
+{_redactions(plan)}
+    PERFORM {write_function_name(tables, dialect)}(TG_OP, {plan.entity_type}, chosen,
+        {key_number}, {key_text}, old_doc, new_doc, difference, changed);
+    RETURN NULL;
+END
+"""
+    return _trigger_function(name, body)
+
+
+def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect: Dialect) -> str:
+    """The capture function of one association table: per audited side, the record whose
+    links changed is logged as updated, with the related keys before and after (after:
+    the links at commit; before: the same without this added link or with this removed
+    one)."""
+    preparer = dialect.identifier_preparer
+    association = preparer.format_table(sides[0].owner.table)
+    write = write_function_name(tables, dialect)
+    blocks = []
+    for side in sides:
+        owner, related = quote_column(side.owner.name), quote_column(side.related.name)
+        key_number, key_text = _key("record", side.plan)
+        field = sql_literal(side.name)
+        for row, skipped_on, added in (("OLD", "INSERT", False), ("NEW", "DELETE", True)):
+            if added:
+                before = (
+                    "SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb) "
+                    f"FROM jsonb_array_elements(after) AS k WHERE k <> to_jsonb(NEW.{related})"
+                )
+            else:
+                before = (
+                    "SELECT coalesce(jsonb_agg(k ORDER BY k), '[]'::jsonb) FROM ("
+                    "SELECT k FROM jsonb_array_elements(after) AS k "
+                    f"UNION SELECT to_jsonb(OLD.{related})) AS links(k)"
+                )
+            blocks.append(f"""
+    IF TG_OP <> '{skipped_on}' AND {row}.{owner} IS NOT NULL THEN
+        SELECT * INTO record FROM {preparer.format_table(side.table)} o
+         WHERE o.{quote_column(side.owner_key.name)} = {row}.{owner};
+        IF FOUND THEN  -- else the record was deleted, and that is logged
+            SELECT coalesce(jsonb_agg(to_jsonb(a.{related}) ORDER BY a.{related}), '[]'::jsonb)
+              INTO after FROM {association} a WHERE a.{owner} = {row}.{owner};
+            before := ({before});
+            difference := jsonb_build_object({field}, jsonb_build_array(before, after));
+            chosen := {_update_action(side.plan)};
+            IF before <> after AND chosen IS NOT NULL THEN
+                old_doc := {_document("record", side.plan.columns)};
+                new_doc := old_doc;
+{_redactions(side.plan, indent="                ")}
+                PERFORM {write}('LINK', {side.plan.entity_type}, chosen, {key_number},
+                    {key_text}, old_doc, new_doc, difference, ARRAY[{field}]);
+            END IF;
+        END IF;
+    END IF;""")
+    body = f"""
+DECLARE
+    record RECORD;
+    before JSONB;
+    after JSONB;
+    old_doc JSONB;
+    new_doc JSONB;
+    difference JSONB;
+    chosen INTEGER;
+BEGIN{_TRUNCATE_GUARD}{"".join(blocks)}
+    RETURN NULL;
+END
+"""
+    return _trigger_function(name, body)
+
+
+def _trigger_function(name: str, body: str) -> str:
+    # The search path of the installation, so that the table and log names resolve the
+    # same whatever the session that fires the trigger has set.
+    return (
+        f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
+        f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
+    )
+
+
+def _document(row: str, columns: tuple[AuditedColumn, ...]) -> str:
+    """The full JSONB document of ``row``: every audited column, not yet redacted
+    (redaction follows the comparison, as in Python). Written inline: a function taking
+    the table's row type would stop the table from being dropped."""
+    pairs = [
+        f"{sql_literal(c.name)}, {json_expression(f'{row}.{quote_column(c.name)}', c.column)}"
+        for c in columns
+    ]
+    per_call = _MAX_ARGUMENTS // 2
+    parts = [
+        "jsonb_build_object(" + ", ".join(pairs[i : i + per_call]) + ")"
+        for i in range(0, len(pairs), per_call)
+    ] or ["'{}'::jsonb"]
+    return " || ".join(parts)
+
+
+def _update_action(plan: ClassPlan) -> str:
+    """The action of an update, chosen by ``difference`` as ``ClassPlan.update_action``
+    chooses it (NULL: nothing audited changed, or updates are not audited)."""
+    branches = "".join(
+        f" WHEN difference ?| ARRAY[{', '.join(sql_literal(f) for f in sorted(fields))}]"
+        f" THEN {action}"
+        for fields, action in plan.on_change
+    )
+    return (
+        f"CASE WHEN difference = '{{}}'::jsonb THEN NULL::integer{branches} "
+        f"ELSE {_code(plan.update)} END"
+    )
+
+
+def _code(action: int | None) -> str:
+    return "NULL::integer" if action is None else str(action)
+
+
+def _key(row: str, plan: ClassPlan) -> tuple[str, str]:
+    """``(number_identifier, entity_key)`` expressions, encoded as ``document.identify``
+    does: an integer key as a number; a text key as itself, another single value as its
+    JSON, a composite key as a compact JSON array."""
+    if plan.integer_key:
+        (column,) = plan.primary_key
+        return f"{row}.{quote_column(column.name)}", "NULL::text"
+    values = [json_expression(f"{row}.{quote_column(c.name)}", c.column) for c in plan.primary_key]
+    if len(values) == 1:
+        (value,) = values
+        as_text = f"{value} #>> '{{}}'"
+        key = f"CASE jsonb_typeof({value}) WHEN 'string' THEN {as_text} ELSE ({value})::text END"
+    else:
+        key = "'[' || concat_ws(',', " + ", ".join(f"({v})::text" for v in values) + ") || ']'"
+    return "NULL::bigint", key
+
+
+def _redactions(plan: ClassPlan, indent: str = "    ") -> str:
+    """Redacted columns keep only whether they had a value."""
+    marker = f"{sql_literal(f'{chr(34)}{REDACTED}{chr(34)}')}::jsonb"
+    lines = []
+    for column in plan.columns:
+        if not column.redact:
+            continue
+        name = sql_literal(column.name)
+        path = sql_literal("{" + column.name.replace('"', '\\"') + "}")
+        masked = {
+            doc: f"CASE WHEN {doc} ->> {name} IS NULL THEN 'null'::jsonb ELSE {marker} END"
+            for doc in ("old_doc", "new_doc")
+        }
+        lines += [
+            f"{indent}IF difference ? {name} THEN difference := jsonb_set(difference, {path}, "
+            f"jsonb_build_array({masked['old_doc']}, {masked['new_doc']})); END IF;",
+            f"{indent}IF old_doc ->> {name} IS NOT NULL THEN "
+            f"old_doc := jsonb_set(old_doc, {path}, {marker}); END IF;",
+            f"{indent}IF new_doc ->> {name} IS NOT NULL THEN "
+            f"new_doc := jsonb_set(new_doc, {path}, {marker}); END IF;",
+        ]
+    return "\n".join(lines)

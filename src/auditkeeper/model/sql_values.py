@@ -1,0 +1,149 @@
+"""Column values as JSON, computed by the database: the SQL twin of ``model.values``.
+
+The capture triggers build documents inside the database, from stored values. Each
+expression here follows the Python rule of the same type (docs/values.md), so that a
+change logged by a trigger reads like the same change logged by the ORM: Decimal as its
+exact text, datetimes ISO-8601 with their offset (microseconds only when not zero),
+bytes as base64, enums by their member's value, JSON as it is. A column of a type the
+database cannot know the Python meaning of (a ``TypeDecorator`` that transforms values)
+is logged as stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Enum,
+    Float,
+    Integer,
+    Interval,
+    LargeBinary,
+    Numeric,
+    Time,
+    TypeDecorator,
+    Uuid,
+)
+from sqlalchemy.types import TypeEngine
+
+from . import values
+
+__all__ = ["json_expression", "sql_literal", "sqlite_json_text"]
+
+_SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
+
+
+def sql_literal(text: str) -> str:
+    """``text`` as a SQL string literal."""
+    return "'" + text.replace("'", "''") + "'"
+
+
+def json_expression(ref: str, column: Column[Any]) -> str:
+    """A PostgreSQL expression giving ``ref`` (a value of ``column``) as JSONB."""
+    type_ = _stored_type(column.type)
+    if isinstance(type_, Enum) and type_.enum_class is not None:
+        return _enum_expression(ref, type_)
+    if isinstance(type_, Float):  # JSON has no NaN or infinities: Python's repr of them
+        return (
+            f"CASE WHEN {ref} = 'NaN' THEN '\"nan\"'::jsonb "
+            f"WHEN {ref} = 'Infinity' THEN '\"inf\"'::jsonb "
+            f"WHEN {ref} = '-Infinity' THEN '\"-inf\"'::jsonb ELSE to_jsonb({ref}) END"
+        )
+    if isinstance(type_, Boolean | Integer):
+        return f"to_jsonb({ref})"
+    if isinstance(type_, Numeric):
+        return f"to_jsonb({ref}::text)"
+    if isinstance(type_, DateTime):
+        offset = f" || to_char({ref}, 'TZH:TZM')" if type_.timezone else ""
+        return f"to_jsonb(to_char({ref}, {_SECONDS}){_fraction(ref)}{offset})"
+    if isinstance(type_, Date):
+        return f"to_jsonb(to_char({ref}, 'YYYY-MM-DD'))"
+    if isinstance(type_, Time):
+        return f"to_jsonb(to_char({ref}, 'HH24:MI:SS'){_fraction(ref)})"
+    if isinstance(type_, Interval):
+        return f"to_jsonb(extract(epoch FROM {ref}))"
+    if isinstance(type_, LargeBinary):
+        return f"to_jsonb(translate(encode({ref}, 'base64'), E'\\n', ''))"
+    if isinstance(type_, JSON):
+        return f"{ref}::jsonb"
+    return f"to_jsonb({ref})"
+
+
+def sqlite_json_text(ref: str, column: Column[Any]) -> str:
+    """A SQLite expression giving ``ref`` (a value of ``column``, as SQLAlchemy stores it
+    in SQLite) as JSON *text*, 'null' for NULL. Text rather than JSON values, because
+    SQLite's JSON subtype does not survive a subquery; ``json(...)`` re-reads it."""
+    type_ = _stored_type(column.type)
+    if isinstance(type_, Enum) and type_.enum_class is not None:
+        return _enum_expression(ref, type_, sqlite=True)
+    if isinstance(type_, Boolean):
+        return f"CASE WHEN {ref} IS NULL THEN 'null' WHEN {ref} THEN 'true' ELSE 'false' END"
+    if isinstance(type_, Float):  # SQLite stores NaN as NULL, infinities as 9e999
+        return (
+            f"CASE WHEN {ref} = 9e999 THEN '\"inf\"' WHEN {ref} = -9e999 THEN '\"-inf\"' "
+            f"ELSE json_quote({ref}) END"
+        )
+    if isinstance(type_, Numeric) and not isinstance(type_, Float):
+        scale = type_.scale
+        text = f"printf('%.{scale}f', {ref})" if scale else f"CAST({ref} AS TEXT)"
+        return f"CASE WHEN {ref} IS NULL THEN 'null' ELSE json_quote({text}) END"
+    if isinstance(type_, DateTime | Time):
+        # Stored as text with six fractional digits; isoformat drops them when zero.
+        trimmed = (
+            f"CASE WHEN {ref} LIKE '%.000000' THEN substr({ref}, 1, length({ref}) - 7) "
+            f"ELSE {ref} END"
+        )
+        return f"json_quote(replace({trimmed}, ' ', 'T'))"
+    if isinstance(type_, Interval):  # stored as a datetime after the epoch
+        return f"json_quote((julianday({ref}) - 2440587.5) * 86400.0)"
+    if isinstance(type_, Uuid):  # stored as 32 hex digits
+        dashed = (
+            f"lower(substr({ref}, 1, 8) || '-' || substr({ref}, 9, 4) || '-' || "
+            f"substr({ref}, 13, 4) || '-' || substr({ref}, 17, 4) || '-' || substr({ref}, 21))"
+        )
+        return f"json_quote(CASE WHEN length({ref}) = 32 THEN {dashed} ELSE {ref} END)"
+    if isinstance(type_, LargeBinary):  # SQLite has no base64: hexadecimal, marked
+        return f"json_quote(CASE WHEN {ref} IS NULL THEN NULL ELSE 'hex:' || lower(hex({ref})) END)"
+    if isinstance(type_, JSON):  # text that is not JSON (written by hand) stays text
+        return (
+            f"CASE WHEN {ref} IS NULL THEN 'null' WHEN json_valid({ref}) THEN json({ref}) "
+            f"ELSE json_quote({ref}) END"
+        )
+    return f"json_quote({ref})"
+
+
+def _stored_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
+    while isinstance(type_, TypeDecorator):
+        type_ = type_.impl_instance
+    return type_
+
+
+def _fraction(ref: str) -> str:
+    """Python's isoformat writes microseconds only when they are not zero."""
+    return (
+        f" || CASE WHEN date_part('microseconds', {ref})::bigint % 1000000 = 0 "
+        f"THEN '' ELSE to_char({ref}, '.US') END"
+    )
+
+
+def _enum_expression(ref: str, type_: Enum, *, sqlite: bool = False) -> str:
+    """Stored names mapped to their members' values (the log keeps enums by value)."""
+    lookup: dict[Any, Any] = getattr(type_, "_object_lookup", {})
+    cases = []
+    for stored, member in lookup.items():
+        if stored is None or not isinstance(member, enum.Enum):
+            continue
+        value = values.dumps(values.to_json_value(member))
+        json_value = sql_literal(value) if sqlite else f"{sql_literal(value)}::jsonb"
+        cases.append(f"WHEN {sql_literal(str(stored))} THEN {json_value}")
+    fallback = f"json_quote({ref})" if sqlite else f"to_jsonb({ref}::text)"
+    if not cases:
+        return fallback
+    subject = ref if sqlite else f"{ref}::text"
+    return f"CASE {subject} {' '.join(cases)} ELSE {fallback} END"

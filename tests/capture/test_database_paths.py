@@ -1,0 +1,307 @@
+"""Changes the database makes or that come from elsewhere: cascades, other clients,
+upserts, Core code, and (PostgreSQL) attempts to switch capture off."""
+
+from __future__ import annotations
+
+import enum
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+
+import psycopg
+import pytest
+from sqlalchemy import Engine, ForeignKey, select, text, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+import auditkeeper
+from tests._support import POSTGRES_ONLY
+
+
+class Action(enum.IntEnum):
+    CREATE = 1
+    UPDATE = 2
+    DELETE = 3
+
+
+class Kind(enum.IntEnum):
+    OWNER = 1
+    PET = 2
+    TAG = 3
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Action, entity_types=Kind)
+VERBS = {"create": Action.CREATE, "update": Action.UPDATE, "delete": Action.DELETE}
+
+
+@auditkeeper.audited(entity_type=Kind.OWNER, **VERBS)
+class Owner(Base):
+    __tablename__ = "owners"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+
+
+@auditkeeper.audited(entity_type=Kind.PET, **VERBS)
+class Pet(Base):
+    __tablename__ = "pets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    owner_id: Mapped[int] = mapped_column(ForeignKey("owners.id", ondelete="CASCADE"))
+
+
+@auditkeeper.audited(entity_type=Kind.TAG, **VERBS)
+class Tag(Base):
+    __tablename__ = "tags"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    label: Mapped[str]
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="SET NULL"))
+
+
+@pytest.fixture
+def engine(database) -> Engine:
+    engine = database.engine()
+    Base.metadata.create_all(engine)
+    keeper.create_all(engine)
+    return engine
+
+
+@pytest.fixture
+def sessions(engine: Engine):
+    factory = sessionmaker(engine, expire_on_commit=False)
+    installation = keeper.install(factory)
+    yield factory
+    installation.uninstall()
+
+
+def log(engine: Engine) -> list:
+    with Session(engine) as session:
+        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+
+
+def seed(sessions) -> None:
+    with auditkeeper.acting_as_system(reason="seed"), sessions() as session:
+        session.add(Owner(id=1, name="Ann"))
+        session.flush()
+        session.add_all([Pet(id=1, name="Rex", owner_id=1), Pet(id=2, name="Tom", owner_id=1)])
+        session.add(Tag(id=1, label="vip", owner_id=1))
+        session.commit()
+
+
+def test_a_cascade_of_an_orm_delete_is_logged_with_its_actor(engine: Engine, sessions):
+    seed(sessions)
+    with auditkeeper.acting_as(42, email="ops@example.com"), sessions() as session:
+        session.execute(text("SELECT 1"))
+        session.delete(session.get(Owner, 1))
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert sorted((r.entity_type, r.number_identifier, r.action) for r in rows) == [
+        (Kind.OWNER, 1, Action.DELETE),
+        (Kind.PET, 1, Action.DELETE),
+        (Kind.PET, 2, Action.DELETE),
+        (Kind.TAG, 1, Action.UPDATE),
+    ]
+    assert {r.user_email for r in rows} == {"ops@example.com"}
+    assert len({r.transaction_id for r in rows}) == 1
+    tag = next(r for r in rows if r.entity_type == Kind.TAG)
+    assert tag.difference == {"owner_id": [1, None]}
+    pet = next(r for r in rows if r.number_identifier == 1 and r.entity_type == Kind.PET)
+    assert pet.previous == {"id": 1, "name": "Rex", "owner_id": 1}
+    assert pet.current is None
+
+
+def other_process(database, sql: str) -> None:
+    """Run ``sql`` from another program: psql, or Python's own sqlite3 module."""
+    if database.dialect == "postgresql":
+        psql = shutil.which("psql") or "/usr/lib/postgresql/15/bin/psql"
+        url = make_url(database.url).set(drivername="postgresql")
+        command = [psql, url.render_as_string(hide_password=False), "-v", "ON_ERROR_STOP=1"]
+        environment = {**os.environ, "PGOPTIONS": database.connect_args["options"]}
+        subprocess.run([*command, "-c", sql], check=True, env=environment, capture_output=True)
+        return
+    path = make_url(database.url).database
+    script = (
+        "import sqlite3, sys\n"
+        "c = sqlite3.connect(sys.argv[1]); c.execute('PRAGMA foreign_keys = ON')\n"
+        "c.executescript(sys.argv[2]); c.commit()"
+    )
+    subprocess.run([sys.executable, "-c", script, path, sql], check=True, capture_output=True)
+
+
+def test_another_process_is_logged_as_a_system_action(engine: Engine, sessions, database):
+    seed(sessions)
+    other_process(database, "UPDATE pets SET name = 'Rexy' WHERE id = 1; DELETE FROM tags;")
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.entity_type, r.action, r.difference) for r in rows] == [
+        (Kind.PET, Action.UPDATE, {"name": ["Rex", "Rexy"]}),
+        (Kind.TAG, Action.DELETE, {"id": [1, None], "label": ["vip", None], "owner_id": [1, None]}),
+    ]
+    assert all(r.user_id is None and r.user_email is None for r in rows)
+
+
+def test_upsert_logs_new_and_existing_keys(engine: Engine, sessions, database):
+    seed(sessions)
+    dialect = postgresql if database.dialect == "postgresql" else sqlite
+    statement = dialect.insert(Pet).values(
+        [{"id": 1, "name": "Rex II", "owner_id": 1}, {"id": 3, "name": "Kit", "owner_id": 1}]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=["id"], set_={"name": statement.excluded.name}
+    )
+    with auditkeeper.acting_as(7, email="a@example.com"), sessions() as session:
+        session.execute(statement)
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert sorted((r.number_identifier, r.action, r.user_email) for r in rows) == [
+        (1, Action.UPDATE, "a@example.com"),
+        (3, Action.CREATE, "a@example.com"),
+    ]
+    updated = next(r for r in rows if r.number_identifier == 1)
+    assert updated.difference == {"name": ["Rex", "Rex II"]}
+
+
+def test_core_code_on_an_installed_engine_carries_the_actor(engine: Engine, sessions):
+    seed(sessions)
+    installation = keeper.install(engine)
+    try:
+        with auditkeeper.acting_as(5, email="core@example.com"), engine.begin() as connection:
+            connection.execute(update(Pet.__table__).values(name="Core"))
+        with auditkeeper.acting_as(6, email="other@example.com"), engine.begin() as connection:
+            connection.execute(text("UPDATE owners SET name = 'Anna'"))
+    finally:
+        installation.uninstall()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.entity_type, r.user_id, r.user_email) for r in rows] == [
+        (Kind.PET, 5, "core@example.com"),
+        (Kind.PET, 5, "core@example.com"),
+        (Kind.OWNER, 6, "other@example.com"),
+    ]
+
+
+def test_bulk_statements_are_logged_once(engine: Engine, sessions):
+    with sessions() as session:
+        session.add(Owner(id=1, name="Ann"))
+        session.add_all([Pet(id=i, name=f"pet {i}", owner_id=1) for i in range(1, 1001)])
+        session.commit()
+    with sessions() as session:
+        session.execute(update(Pet).values(name=Pet.name + "!"))
+        session.commit()
+    with sessions() as session:
+        session.execute(Pet.__table__.delete())
+        session.commit()
+    rows = log(engine)
+    pets = [r for r in rows if r.entity_type == Kind.PET]
+    assert len(pets) == 3000
+    assert sorted(r.number_identifier for r in pets if r.action == Action.UPDATE) == list(
+        range(1, 1001)
+    )
+    assert len([r for r in pets if r.action == Action.DELETE]) == 1000
+    assert not any((r.context or {}).get("captured_by") for r in rows)
+
+
+@pytest.fixture
+def app_role(engine: Engine, database):
+    """A login role with the rights an application has: DML on its tables, INSERT on the
+    log; it owns nothing, as a production application role should not."""
+    name = f"app_{uuid.uuid4().hex[:8]}"
+    schema = database.connect_args["options"].split("=", 1)[1]
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {name} LOGIN PASSWORD 'app'"))
+        connection.execute(text(f'GRANT USAGE ON SCHEMA "{schema}" TO {name}'))
+        connection.execute(
+            text(
+                f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{schema}" TO {name}'
+            )
+        )
+        connection.execute(text(f'GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA "{schema}" TO {name}'))
+    url = make_url(database.url).set(username=name, password="app", drivername="postgresql")
+    conninfo = url.render_as_string(hide_password=False)
+    yield lambda: psycopg.connect(conninfo, options=database.connect_args["options"])
+    with engine.begin() as connection:
+        connection.execute(text(f'REVOKE ALL ON ALL TABLES IN SCHEMA "{schema}" FROM {name}'))
+        connection.execute(text(f'REVOKE ALL ON ALL FUNCTIONS IN SCHEMA "{schema}" FROM {name}'))
+        connection.execute(text(f'REVOKE ALL ON SCHEMA "{schema}" FROM {name}'))
+        connection.execute(text(f"DROP ROLE {name}"))
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        "SET session_replication_role = replica",
+        "ALTER TABLE pets DISABLE TRIGGER pets_audit_capture",
+        "ALTER TABLE pets DISABLE TRIGGER ALL",
+        "DROP TRIGGER pets_audit_capture ON pets",
+        "DROP FUNCTION pets_audit_capture() CASCADE",
+        "CREATE OR REPLACE FUNCTION pets_audit_capture() RETURNS trigger"
+        " LANGUAGE plpgsql AS 'BEGIN RETURN NULL; END'",
+    ],
+)
+def test_the_application_role_cannot_switch_capture_off(
+    engine: Engine, sessions, app_role, attempt
+):
+    seed(sessions)
+    with app_role() as connection, pytest.raises(psycopg.errors.InsufficientPrivilege):
+        connection.execute(attempt)
+    with app_role() as connection:
+        connection.execute("UPDATE pets SET name = 'still logged' WHERE id = 1")
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.number_identifier, r.difference) for r in rows] == [
+        (1, {"name": ["Rex", "still logged"]})
+    ]
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "SET auditkeeper.capture = 'off'",
+        "SET LOCAL auditkeeper.actor = ''",
+        "SET CONSTRAINTS ALL IMMEDIATE",
+        "SET LOCAL auditkeeper.actor = '{}'",
+        "RESET ALL",
+    ],
+)
+def test_no_setting_silences_the_log(engine: Engine, sessions, app_role, setting):
+    seed(sessions)
+    with app_role() as connection, connection.transaction():
+        connection.execute(setting)
+        connection.execute("DELETE FROM tags")
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.entity_type, r.action) for r in rows] == [(Kind.TAG, Action.DELETE)]
+
+
+@POSTGRES_ONLY
+def test_a_malformed_actor_setting_refuses_the_change(engine: Engine, sessions, app_role):
+    seed(sessions)
+    refused = pytest.raises(psycopg.errors.InvalidTextRepresentation)
+    with app_role() as connection, refused, connection.transaction():
+        connection.execute("SET LOCAL auditkeeper.actor = 'not json'")
+        connection.execute("DELETE FROM tags")
+    with Session(engine) as session:
+        assert session.scalar(select(Tag.label)) == "vip"
+    assert [r for r in log(engine) if r.reason != "seed"] == []
+
+
+def test_legacy_bulk_mappings_are_logged_by_the_triggers(engine: Engine, sessions):
+    seed(sessions)
+    with auditkeeper.acting_as(3, email="legacy@example.com"), sessions() as session:
+        session.bulk_insert_mappings(Pet, [{"id": 5, "name": "Bo", "owner_id": 1}])
+        session.bulk_update_mappings(Pet, [{"id": 1, "name": "Rex the 2nd"}])
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.number_identifier, r.action, r.difference, r.user_email) for r in rows] == [
+        (
+            5,
+            Action.CREATE,
+            {"id": [None, 5], "name": [None, "Bo"], "owner_id": [None, 1]},
+            "legacy@example.com",
+        ),
+        (1, Action.UPDATE, {"name": ["Rex", "Rex the 2nd"]}, "legacy@example.com"),
+    ]
