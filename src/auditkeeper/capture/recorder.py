@@ -17,7 +17,7 @@ from collections import defaultdict
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Column, Table, literal_column, select, tuple_
+from sqlalchemy import Column, MetaData, Table, literal_column, select, tuple_
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.orm import (
     InstanceState,
@@ -289,16 +289,24 @@ class Recorder:
 
     def mapper_for_table(self, table: Table) -> Mapper[Any] | None:
         """The audited mapper whose own table is ``table`` (for Core statements)."""
-        return next((m for m in self.audited_mappers() if m.local_table is table), None)
+        for mapper in _all_mappers():
+            if mapper.local_table is table and self.plan_for(mapper) is not None:
+                return mapper
+        return None
 
-    def audited_mappers(self) -> list[Mapper[Any]]:
-        """Every mapped class this log records, in every registry."""
-        # SQLAlchemy keeps no public table -> mapper index; its registries know them all.
+    def owned_mappers(self) -> list[Mapper[Any]]:
+        """The audited classes of the MetaData this log was built on (the capture
+        triggers' tables): not those of other logs, nor of MetaData no log owns."""
         return [
             mapper
-            for registry in mapperlib._all_registries()
-            for mapper in registry.mappers
-            if self.plan_for(mapper) is not None
+            for mapper in _all_mappers()
+            if any(
+                owner._recorder is self
+                for owner in getattr(mapper.local_table, "metadata", MetaData()).info.get(
+                    KEEPERS_INFO_KEY, []
+                )
+            )
+            and self.plan_for(mapper) is not None
         ]
 
     # -- helpers ----------------------------------------------------------------------
@@ -370,6 +378,11 @@ class Recorder:
                 connection = session.connection(bind_arguments={"mapper": mapper})
                 loaded.update(_load_columns(connection, mapper_plan, states, stored_key=False))
         return loaded
+
+
+def _all_mappers() -> list[Mapper[Any]]:
+    # SQLAlchemy keeps no public table -> mapper index; its registries know them all.
+    return [mapper for registry in mapperlib._all_registries() for mapper in registry.mappers]
 
 
 def _not_covered(pending: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -72,7 +72,7 @@ def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> C
     spans tables, and is captured by its flushes only), and the association tables of
     their many-to-many relationships. ``present`` limits them to existing tables."""
     targets = CaptureTargets()
-    for mapper in recorder.audited_mappers():
+    for mapper in recorder.owned_mappers():
         plan = recorder.plan_for(mapper)
         table = mapper.local_table
         if plan is None or not isinstance(table, Table) or not _single_table(mapper, plan):
@@ -206,7 +206,7 @@ def existing_tables(recorder: Recorder, connection: Connection) -> set[str]:
     """The audited and association tables that exist in the connected database."""
     inspector = inspect(connection)
     names: set[str] = set()
-    for mapper in recorder.audited_mappers():
+    for mapper in recorder.owned_mappers():
         tables = [mapper.local_table, *(r.secondary for r in mapper.relationships)]
         for table in tables:
             if isinstance(table, Table) and inspector.has_table(table.name, schema=table.schema):
