@@ -28,7 +28,10 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import gc
+import json
+import os
 import statistics
+import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -126,21 +129,61 @@ def measure(repeat: int, size: int) -> dict[str, list[float]]:
     return timings
 
 
+def compare(against: Path, rounds: int, repeat: int, size: int) -> dict[str, list[float]]:
+    """Seconds per flush of this tree's auditkeeper and of the one in ``against`` (a
+    ``src`` directory), measured in alternating fresh processes: ``{"this shape": [...],
+    "against shape": [...]}``, so that both see the same load on a shared machine."""
+    import auditkeeper
+
+    trees = {"this": Path(auditkeeper.__file__).resolve().parents[1], "against": against}
+    pooled: dict[str, list[float]] = {}
+    for _ in range(rounds):
+        for name, tree in trees.items():
+            done = subprocess.run(
+                [sys.executable, __file__, "--json", f"--repeat={repeat}", f"--flush={size}"],
+                env={**os.environ, "PYTHONPATH": str(tree)},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            for shape, seconds in json.loads(done.stdout).items():
+                pooled.setdefault(f"{name} {shape}", []).extend(seconds)
+    return pooled
+
+
+def _row(label: str, seconds: list[float], size: int) -> str:
+    median = statistics.median(seconds)
+    return (
+        f"| {label} | {median * 1e3:.2f} | {min(seconds) * 1e3:.2f} | {median * 1e6 / size:.1f} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--repeat", type=int, default=400, help="flushes timed per shape")
     parser.add_argument("--flush", type=int, default=100, help="objects per flush")
+    parser.add_argument("--json", action="store_true", help="print the raw seconds as JSON")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another tree's src directory: time both, alternating fresh processes",
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="process pairs with --against")
     args = parser.parse_args(argv)
-    timings = measure(args.repeat, args.flush)
-    print(f"audit rows built and encoded per {args.flush}-object flush, {args.repeat} flushes")
+    if args.against is not None:
+        timings = compare(args.against, args.rounds, args.repeat, args.flush)
+        flushes = args.rounds * args.repeat
+    else:
+        timings = measure(args.repeat, args.flush)
+        flushes = args.repeat
+    if args.json:
+        print(json.dumps(timings))
+        return
+    print(f"audit rows built and encoded per {args.flush}-object flush, {flushes} flushes")
     print("| shape | median ms per flush | min ms | median µs per row |")
     print("|---|---|---|---|")
-    for shape, seconds in timings.items():
-        median = statistics.median(seconds)
-        print(
-            f"| {shape} | {median * 1e3:.2f} | {min(seconds) * 1e3:.2f} "
-            f"| {median * 1e6 / args.flush:.1f} |"
-        )
+    for label in sorted(timings, key=lambda label: SHAPES.index(label.split()[-1])):
+        print(_row(label, timings[label], args.flush))
 
 
 if __name__ == "__main__":
