@@ -11,7 +11,7 @@ from typing import Any
 
 from ..model import values
 from .declaration import REDACTED
-from .plan import ClassPlan, coerce
+from .plan import ClassPlan
 
 __all__ = ["build_row", "identify"]
 
@@ -31,28 +31,14 @@ def build_row(
     holds the many-to-many relationships that changed, as the related records' keys
     before and after; they join ``difference`` under the relationship's name.
     """
-    previous: dict[str, Any] = {}
-    current: dict[str, Any] = {}
-    difference: dict[str, list[Any]] = {}
-    for column in plan.columns:
-        column_type = column.column.type
-        new_json = values.to_json_value(coerce(new.get(column.key), column_type))
-        old_json = values.to_json_value(coerce(old.get(column.key), column_type))
-        changed = old_json != new_json or type(old_json) is not type(new_json)
-        if column.redact:
-            new_json = None if new_json is None else REDACTED
-            old_json = None if old_json is None else REDACTED
-        name = column.name
-        previous[name] = old_json
-        current[name] = new_json
-        if verb == "create":
-            if new_json is not None:
-                difference[name] = [None, new_json]
-        elif verb == "delete":
-            if old_json is not None:
-                difference[name] = [old_json, None]
-        elif changed:
-            difference[name] = [old_json, new_json]
+    previous: dict[str, Any] | None = None
+    current: dict[str, Any] | None = None
+    if verb == "create":
+        current, difference = _one_side(plan, new, created=True)
+    elif verb == "delete":
+        previous, difference = _one_side(plan, old, created=False)
+    else:
+        previous, current, difference = _both_sides(plan, old, new)
     for name, (before, after) in (collections or {}).items():
         difference[name] = [before, after]
     if verb == "update":
@@ -67,12 +53,57 @@ def build_row(
         "entity_type": plan.entity_type,
         "number_identifier": number_identifier,
         "entity_key": entity_key,
-        "changed_objects": {
-            "previous": None if verb == "create" else previous,
-            "current": None if verb == "delete" else current,
-            "difference": difference,
-        },
+        "changed_objects": {"previous": previous, "current": current, "difference": difference},
     }
+
+
+def _one_side(
+    plan: ClassPlan, raw: Mapping[str, Any], *, created: bool
+) -> tuple[dict[str, Any], dict[str, list[Any]]]:
+    """A created (or deleted) record: its values, and every non-null one against null."""
+    document: dict[str, Any] = {}
+    difference: dict[str, list[Any]] = {}
+    for column in plan.columns:
+        value = column.to_json(raw.get(column.key))
+        name = column.name
+        if value is not None:
+            if column.redact:
+                value = REDACTED
+            difference[name] = [None, value] if created else [value, None]
+        document[name] = value
+    return document, difference
+
+
+def _both_sides(
+    plan: ClassPlan, old: Mapping[str, Any], new: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, list[Any]]]:
+    """An updated record: its values before and after, and those that changed.
+
+    A column the change did not touch holds the same object before and after (the flush
+    hook reuses it): it is converted once, and is not a change."""
+    previous: dict[str, Any] = {}
+    current: dict[str, Any] = {}
+    difference: dict[str, list[Any]] = {}
+    for column in plan.columns:
+        key = column.key
+        raw_new = new.get(key)
+        raw_old = old.get(key)
+        new_json = column.to_json(raw_new)
+        if raw_old is raw_new:
+            old_json = new_json
+            changed = False
+        else:
+            old_json = column.to_json(raw_old)
+            changed = old_json != new_json or type(old_json) is not type(new_json)
+        if column.redact:
+            new_json = None if new_json is None else REDACTED
+            old_json = None if old_json is None else REDACTED
+        name = column.name
+        previous[name] = old_json
+        current[name] = new_json
+        if changed:
+            difference[name] = [old_json, new_json]
+    return previous, current, difference
 
 
 def identify(plan: ClassPlan, key: Sequence[Any]) -> tuple[int | None, str | None]:

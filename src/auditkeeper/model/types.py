@@ -22,6 +22,29 @@ def utc_iso(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime(_ISO_UTC)
 
 
+class _LastUTCText:
+    """``utc_iso``, remembering the text of the last datetime object it was given: every
+    audit row of a flush carries the same ``created_at`` object, and ``strftime`` was
+    most of the cost of binding it on SQLite (about 3.5 µs a row). Keyed by identity,
+    not equality: equal aware datetimes can be different instants (``fold``)."""
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: tuple[dt.datetime, str] | None = None
+
+    def __call__(self, moment: dt.datetime) -> str:
+        last = self._last
+        if last is not None and last[0] is moment:
+            return last[1]
+        text = utc_iso(moment)
+        self._last = (moment, text)
+        return text
+
+
+_utc_text = _LastUTCText()
+
+
 class JSONDocument(TypeDecorator[Any]):
     """JSONB on PostgreSQL, JSON text on SQLite; encoded with auditkeeper's value rules.
 
@@ -76,7 +99,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             raise ValueError(f"audit timestamps must be timezone-aware, got {value!r}")
         if dialect.name == "sqlite":
-            return utc_iso(value)
+            return _utc_text(value)
         return value.astimezone(dt.UTC)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
