@@ -66,3 +66,11 @@ def test_random_input_never_answers_500(crm: Crm, engine: Engine) -> None:
         assert response.status_code < 500, (path, segment, params, response.text)
 
     check()
+
+
+def test_digits_that_are_not_ascii_are_not_codes(crm: Crm, engine: Engine) -> None:
+    """str.isdigit() accepts "²", which int() refuses: a 4xx, never a 500 (found by the
+    test above)."""
+    client = TestClient(create_app(crm.keeper, engine), raise_server_exceptions=False)
+    for path in ("/api/records/²/1/trail", "/records/²/1", "/api/logs?action=²", "/?action=²"):
+        assert client.get(path).status_code in (404, 422), path

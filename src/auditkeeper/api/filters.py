@@ -38,7 +38,9 @@ def parse_log_filter(
         given = check_text("action", action).strip()
         try:
             action_code = resolve_code(
-                "action", keeper.actions, int(given) if given.isdigit() else given
+                "action",
+                keeper.actions,
+                given,
             )
         except Exception as error:
             raise BadInputError("action", f"action: {error}") from None

@@ -94,7 +94,9 @@ class LogReader:
         text = value.strip()
         try:
             return resolve_code(
-                "entity type", self.keeper.entity_types, int(text) if text.isdigit() else text
+                "entity type",
+                self.keeper.entity_types,
+                text,
             )
         except AuditkeeperError as error:
             raise BadInputError(param, f"{param}: {error}") from None

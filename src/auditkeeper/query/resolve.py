@@ -61,7 +61,7 @@ def resolve_code(kind: str, enum: type[IntEnum], value: CodeRef) -> int:
         raise InvalidFilterError(f"unknown {kind} code {value}; {_known(enum)}")
     if isinstance(value, str):
         text = value.strip()
-        if text.lstrip("-").isdigit():
+        if text.isascii() and text.lstrip("-").isdigit():  # not "²", which int() refuses
             return resolve_code(kind, enum, int(text))
         by_name = {name.casefold(): int(member) for name, member in enum.__members__.items()}
         code = by_name.get(text.casefold())

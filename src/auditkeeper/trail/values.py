@@ -100,7 +100,7 @@ def _member(enum_class: type[enum.Enum], value: Any) -> enum.Enum | None:
     """The member stored as ``value``: by value, by the text of an integer value (an
     ``IntEnum`` in an ``Enum`` column is stored as ``"1"``), or by name."""
     candidates = [value]
-    if isinstance(value, str) and value.lstrip("-").isdigit():
+    if isinstance(value, str) and value.isascii() and value.lstrip("-").isdigit():
         candidates.append(int(value))
     for candidate in candidates:
         try:
