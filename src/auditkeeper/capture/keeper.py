@@ -16,7 +16,13 @@ from sqlalchemy.types import TypeEngine
 from ..errors import ConfigurationError, ReadOnlyLogError
 from ..model.ddl import attach_to_metadata, install_statements, install_triggers
 from ..model.procedures import procedure_statements
-from ..model.tables import AuditEntry, AuditTables, build_tables, map_entry_class
+from ..model.tables import (
+    AuditEntry,
+    AuditTables,
+    build_tables,
+    map_entry_class,
+    storage_statements,
+)
 from ..store.catalogue import enum_members, sync_catalogue
 from .health import Problem, check_database
 from .history import EntityHistoryItem, publish_entities, write_history
@@ -168,6 +174,8 @@ class Auditkeeper:
                 install_triggers(self.tables, connection, only=table)
             else:
                 table.create(connection)  # its after_create hook installs the triggers
+        for statement in storage_statements(self.tables.log, connection.dialect.name):
+            connection.exec_driver_sql(statement)  # tables made by an older version too
         sync_catalogue(connection, self.tables, self._recorder.enums())
         if connection.dialect.name == "postgresql":
             for statement in procedure_statements(self.tables, connection.dialect):
@@ -210,6 +218,7 @@ class Auditkeeper:
         statements = install_statements(self.tables, dialect)
         if dialect_name == "postgresql":
             statements += procedure_statements(self.tables, dialect)
+            statements += storage_statements(self.tables.log, dialect_name)
         return statements + capture_statements(
             self.tables, capture_targets(self._recorder), dialect
         )

@@ -76,6 +76,8 @@ class ClassPlan:
     collections: tuple[str, ...] = ()
     """Many-to-many relationships (through a plain association table): adding or removing
     a related record changes no column of this class, but is a change of it."""
+    keys: frozenset[str] = frozenset()
+    """The audited attributes' keys: one subset test tells whether all are loaded."""
 
     def update_action(self, changed: dict[str, Any]) -> int | None:
         """The domain action whose fields changed, else the update action."""
@@ -159,6 +161,7 @@ def build_plan(
         integer_key=integer_key,
         volatile=tuple(c for c in columns if c.volatile),
         collections=collections,
+        keys=frozenset(c.key for c in columns),
     )
 
 

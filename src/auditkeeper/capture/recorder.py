@@ -131,8 +131,8 @@ class Recorder:
             if saved:
                 stash[state] = saved
             committed = state.committed_state
-            if any(
-                c.key not in state.dict or committed.get(c.key) is NO_VALUE for c in plan.columns
+            if not plan.keys <= state.dict.keys() or any(
+                committed[key] is NO_VALUE for key in plan.keys & committed.keys()
             ):
                 to_load[state.mapper].append(state)
         for mapper, states in to_load.items():
@@ -369,7 +369,7 @@ class Recorder:
         """Columns the database filled in (server defaults) and did not hand back."""
         pending: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
         for plan, state, verb in changes:
-            if verb != "delete" and any(c.key not in state.dict for c in plan.columns):
+            if verb != "delete" and not plan.keys <= state.dict.keys():
                 pending[state.mapper].append(state)
         loaded: dict[InstanceState[Any], _Values] = {}
         for mapper, states in pending.items():

@@ -149,7 +149,15 @@ def build_tables(
         # order, a transaction's rows, and the selective filters; the partial ones cost
         # nothing for rows they leave out (no tenant, not impersonated).
         Index(f"ix_{name}_created", "created_at", "id"),
-        Index(f"ix_{name}_transaction", "transaction_id"),
+        # A transaction's rows, and one record's among them: the capture triggers look a
+        # record up there for each change they might log twice (docs/raw-sql.md).
+        Index(
+            f"ix_{name}_transaction",
+            "transaction_id",
+            "entity_type",
+            "number_identifier",
+            "entity_key",
+        ),
         Index(
             f"ix_{name}_email",
             "user_email",
