@@ -35,6 +35,13 @@ PENDING = "auditkeeper_capture_pending"
 """Rows a trigger built while a flush ran, for the flush to take or drop."""
 
 _VERBS = ("INSERT", "UPDATE", "DELETE")
+_MOVABLE = (
+    f"(SELECT CASE flushing WHEN 0 THEN 0 ELSE 9223372036854775807 END FROM {STATE} WHERE id = 1)"
+)
+"""The first pending ``seq`` a trigger may move to the log: every row outside a flush
+(only the firing's own rows are pending then), none during one. A bound on the key, not
+a filter, so that a trigger firing during a 10,000-row flush does not scan the rows
+pending before it."""
 _REDACTED_JSON = sql_literal(f'"{REDACTED}"')
 
 
@@ -272,8 +279,8 @@ def _move(tables: AuditTables, dialect: Dialect) -> str:
         f"{field('reason')}, replace({transaction}, '-', ''), "
         f"json_patch(coalesce(json_extract({actor}, '$.context'), '{{}}'), {sql_literal(MARK)}), "
         "strftime('%Y-%m-%dT%H:%M:%f000+00:00', 'now') "
-        f"FROM {PENDING} p WHERE p.log_table = {sql_literal(tables.log.name)} "
-        f"AND (SELECT flushing FROM {STATE} WHERE id = 1) = 0 ORDER BY p.seq; "
-        f"DELETE FROM {PENDING} WHERE log_table = {sql_literal(tables.log.name)} "
-        f"AND (SELECT flushing FROM {STATE} WHERE id = 1) = 0;"
+        f"FROM {PENDING} p WHERE p.seq >= {_MOVABLE} "
+        f"AND p.log_table = {sql_literal(tables.log.name)} ORDER BY p.seq; "
+        f"DELETE FROM {PENDING} WHERE seq >= {_MOVABLE} "
+        f"AND log_table = {sql_literal(tables.log.name)};"
     )
