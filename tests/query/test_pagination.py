@@ -185,6 +185,10 @@ def cursor_of(payload: dict[str, Any]) -> str:
             "its content is not that of an auditkeeper cursor",
         ),
         (
+            cursor_of({"v": True, "at": "2026-01-01T00:00:00+00:00", "id": 1, "q": "x"}),
+            "its content is not that of an auditkeeper cursor",
+        ),
+        (
             cursor_of({"v": 1, "at": "yesterday", "id": 1, "q": "x"}),
             "its time is not an ISO-8601 instant with an offset",
         ),

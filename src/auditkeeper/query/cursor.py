@@ -64,7 +64,8 @@ def decode_cursor(cursor: str, fingerprint: str) -> Position:
         payload = orjson.loads(raw)
     except (binascii.Error, ValueError):  # orjson.JSONDecodeError is a ValueError
         _refuse(cursor, "it is not base64url-encoded JSON")
-    if not isinstance(payload, dict) or payload.get("v") != _VERSION:
+    version = payload.get("v") if isinstance(payload, dict) else None
+    if type(version) is not int or version != _VERSION:  # True == 1, but is no version
         _refuse(cursor, "its content is not that of an auditkeeper cursor")
     direction = payload.pop("d", None)
     if set(payload) != _KEYS or direction not in (None, _BEFORE["d"]):
