@@ -272,3 +272,19 @@ def test_importing_auditkeeper_does_not_import_click_or_rich() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
     )
     assert completed.stdout == "[]\n"
+
+
+def test_demo_says_where_the_command_is_when_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``./scripts/demo`` runs it from .venv, which a new user's shell has not activated."""
+    command = Path(sys.executable).parent / "auditkeeper"
+    monkeypatch.setenv("PATH", str(tmp_path))  # no auditkeeper there
+    monkeypatch.chdir(tmp_path)  # outside the project: the path is shown whole
+    result = run_cli("demo", "--db", str(tmp_path / "demo.sqlite3"))
+    assert result.exit_code == 0, result.output
+    hint = " ".join(result.stdout.split())
+    assert f"`auditkeeper` is in {command.parent}: run `source {command.parent}/activate`" in hint
+    monkeypatch.setenv("PATH", str(command.parent))
+    again = run_cli("demo", "--db", str(tmp_path / "again.sqlite3"))
+    assert "`auditkeeper` is in" not in again.stdout

@@ -8,6 +8,8 @@ a deleted user's rows keep her e-mail, and nobody can edit the log afterwards.
 from __future__ import annotations
 
 import shlex
+import shutil
+import sys
 from pathlib import Path
 
 import click
@@ -201,8 +203,28 @@ def _show_next_steps(crm: Crm, url: URL, console: Console) -> None:
         "Browse it in the viewer: start it with",
         f"    auditkeeper serve --db {shlex.quote(database)}",
         f"and open {VIEWER_URL} in a browser (its JSON API is under {VIEWER_URL}api/).",
+        *_where_the_command_is(),
     ):
         console.print(Text(line))
+
+
+def _where_the_command_is() -> list[str]:
+    """A line for a shell where ``auditkeeper`` is not on PATH (``./scripts/demo`` runs
+    it from a virtual environment the user has not activated)."""
+    if shutil.which("auditkeeper"):
+        return []
+    installed = Path(sys.executable).parent / "auditkeeper"
+    if not installed.exists():
+        return []
+    try:
+        shown = installed.relative_to(Path.cwd())
+    except ValueError:
+        shown = installed
+    folder = shlex.quote(str(shown.parent))
+    return [
+        f"(`auditkeeper` is in {folder}: run `source {folder}/activate` first, or call "
+        f"{shlex.quote(str(shown))} instead.)"
+    ]
 
 
 def _heading(console: Console, title: str) -> None:
