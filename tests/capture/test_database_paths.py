@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Engine, ForeignKey, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import auditkeeper
@@ -305,3 +306,46 @@ def test_legacy_bulk_mappings_are_logged_by_the_triggers(engine: Engine, session
         ),
         (1, Action.UPDATE, {"name": ["Rex", "Rex the 2nd"]}, "legacy@example.com"),
     ]
+
+
+def test_the_actor_does_not_outlive_its_transaction(engine: Engine, sessions, database):
+    """After Ann's raw SQL commits, another program's change is nobody's (SQLite keeps the
+    actor in a table row: it must be cleared before the commit)."""
+    seed(sessions)
+    with auditkeeper.acting_as(1, email="ann@example.com"), sessions() as session:
+        session.execute(text("UPDATE pets SET name = 'Ann was here' WHERE id = 1"))
+        session.commit()
+    other_process(database, "UPDATE pets SET name = 'Nobody' WHERE id = 2;")
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.number_identifier, r.user_email) for r in rows] == [
+        (1, "ann@example.com"),
+        (2, None),
+    ]
+
+
+def test_a_failed_flush_leaves_capture_working(engine: Engine, sessions, database):
+    """A flush that fails mid-way (SQLite: after marking the connection) rolls back its
+    mark and its pending rows; the next raw change is logged at once, not kept pending."""
+    seed(sessions)
+    with sessions() as session:
+        session.add(Pet(id=9, name="Orphan", owner_id=1))
+        session.add(Pet(id=1, name="Duplicate key", owner_id=1))
+        with pytest.raises(IntegrityError):
+            session.commit()
+    other_process(database, "UPDATE pets SET name = 'After' WHERE id = 2;")
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.number_identifier, r.difference) for r in rows] == [(2, {"name": ["Tom", "After"]})]
+    if database.dialect == "sqlite":
+        with engine.connect() as connection:
+            assert (
+                connection.exec_driver_sql(
+                    "SELECT flushing FROM auditkeeper_capture_state"
+                ).scalar()
+                == 0
+            )
+            assert (
+                connection.exec_driver_sql(
+                    "SELECT count(*) FROM auditkeeper_capture_pending"
+                ).scalar()
+                == 0
+            )

@@ -79,10 +79,11 @@ def _sqlite_capture_problems(keeper: Auditkeeper, connection: Connection) -> lis
     recorder = keeper._recorder
     targets = capture_targets(recorder, present=existing_tables(recorder, connection))
     quote = connection.dialect.identifier_preparer.quote
+    statements = capture_statements(keeper.tables, targets, connection.dialect)
     expected = {
         match.group(2): (statement, table)
         for table in targets.all_tables()
-        for statement in capture_statements(keeper.tables, targets, connection.dialect)
+        for statement in statements
         if (match := _TRIGGER_NAME.search(statement)) and f" ON {quote(table.name)} " in statement
     }
     found = {}

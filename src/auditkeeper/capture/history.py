@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -227,7 +226,6 @@ def write_history(
         "tenant_id": None if tenant_id is None else str(tenant_id),
         "reason": reason,
         "context": None,
-        "transaction_id": uuid.uuid4(),
         "created_at": change_time or dt.datetime.now(dt.UTC),
     }
     if not rows:

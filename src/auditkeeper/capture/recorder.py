@@ -17,7 +17,7 @@ from collections import defaultdict
 from enum import IntEnum
 from typing import Any
 
-from sqlalchemy import Column, MetaData, Table, literal_column, select, tuple_
+from sqlalchemy import Column, Table, literal_column, select, tuple_
 from sqlalchemy.engine import Connection, Engine, Result
 from sqlalchemy.orm import (
     InstanceState,
@@ -57,7 +57,6 @@ KEEPERS_INFO_KEY = "auditkeeper.keepers"
 
 _STASH = "auditkeeper.stash"
 _LINKS = "auditkeeper.links"
-_TRANSACTION = "auditkeeper.transaction"
 _MISSING: Any = NO_VALUE
 
 _Values = dict[str, Any]
@@ -109,8 +108,7 @@ class Recorder:
     def _may_audit(self, mapper: Mapper[Any]) -> bool:
         """Whether this log may record ``mapper``'s class: not when its table's MetaData
         belongs to other audit logs only (a session can see classes of several logs)."""
-        metadata = getattr(mapper.local_table, "metadata", None)
-        owners = [] if metadata is None else metadata.info.get(KEEPERS_INFO_KEY, [])
+        owners = _owners(mapper)
         return not owners or any(owner._recorder is self for owner in owners)
 
     def enums(self) -> dict[str, type[IntEnum]]:
@@ -255,10 +253,7 @@ class Recorder:
                     "requires one (require_actor=True): wrap the work in "
                     "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
                 )
-            stamp = actor_columns(actor) | {
-                "transaction_id": transaction_uuid(connection),
-                "created_at": created_at,
-            }
+            stamp = actor_columns(actor) | {"created_at": created_at}
             for row in rows:
                 row.update(stamp)
             for row in cascaded:
@@ -267,17 +262,20 @@ class Recorder:
             self.insert_rows(connection, rows + cascaded)
 
     def insert_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
-        """Write finished rows in one statement. On PostgreSQL the database names the
-        transaction (``transaction_id_function``), so that rows written by triggers and
-        procedures in the same transaction carry the same id."""
+        """Write finished rows in one statement, stamped with the connection's transaction
+        id: the database's own on PostgreSQL (``transaction_id_function``), one per
+        transaction of the connection on SQLite. Rows written by triggers and procedures
+        in the same transaction carry the same id."""
         self.verify_catalogue(connection)
-        computed: dict[str, Any] | None = None
         if connection.dialect.name == "postgresql":
             function = transaction_id_function(self.tables, connection.dialect)
-            computed = {"transaction_id": literal_column(f"{function}()")}
-            for row in rows:
-                row.pop("transaction_id", None)
-        write_rows(connection, self.tables.log, rows, computed=computed)
+            computed: dict[str, Any] = {"transaction_id": literal_column(f"{function}()")}
+            write_rows(connection, self.tables.log, rows, computed=computed)
+            return
+        transaction_id = transaction_uuid(connection)
+        for row in rows:
+            row["transaction_id"] = transaction_id
+        write_rows(connection, self.tables.log, rows)
 
     def on_execute(self, state: ORMExecuteState) -> Result[Any] | None:
         """``do_orm_execute``: refuse bulk writes to the log; capture bulk writes to
@@ -300,12 +298,7 @@ class Recorder:
         return [
             mapper
             for mapper in _all_mappers()
-            if any(
-                owner._recorder is self
-                for owner in getattr(mapper.local_table, "metadata", MetaData()).info.get(
-                    KEEPERS_INFO_KEY, []
-                )
-            )
+            if any(owner._recorder is self for owner in _owners(mapper))
             and self.plan_for(mapper) is not None
         ]
 
@@ -383,6 +376,12 @@ class Recorder:
 def _all_mappers() -> list[Mapper[Any]]:
     # SQLAlchemy keeps no public table -> mapper index; its registries know them all.
     return [mapper for registry in mapperlib._all_registries() for mapper in registry.mappers]
+
+
+def _owners(mapper: Mapper[Any]) -> list[Any]:
+    """The audit logs built on the MetaData of ``mapper``'s table."""
+    metadata = getattr(mapper.local_table, "metadata", None)
+    return [] if metadata is None else list(metadata.info.get(KEEPERS_INFO_KEY, []))
 
 
 def _not_covered(pending: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -149,17 +149,15 @@ def _before_execute(
             connection.info[_MARKED] = True
             _marked.set((*_marked.get(), connection))
         return
-    document = values.dumps(
-        actor_columns(current_actor()) | {"transaction_id": str(transaction_uuid(connection))}
-    )
+    actor = current_actor()
     sent = connection.info.get(_SENT)
-    if sent is not None and sent[0]() is transaction and sent[1] == document:
-        return
-    if sqlite:
-        cursor.execute(_SQLITE_SET, (document,))
-    else:
-        cursor.execute(_PG_SET, (document,))
-    connection.info[_SENT] = (weakref.ref(transaction), document)
+    if sent is not None and sent[0]() is transaction and sent[1] is actor:
+        return  # this transaction has it already (actors are immutable)
+    document = values.dumps(
+        actor_columns(actor) | {"transaction_id": str(transaction_uuid(connection))}
+    )
+    cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (document,))
+    connection.info[_SENT] = (weakref.ref(transaction), actor)
 
 
 def _has_state(connection: Connection, cursor: Any) -> bool:

@@ -9,8 +9,6 @@ The catalogue of codes is append-only too.
 
 from __future__ import annotations
 
-import uuid
-
 from sqlalchemy import Table, event
 from sqlalchemy.engine import Connection, Dialect
 
@@ -88,13 +86,13 @@ def transaction_id_function(tables: AuditTables, dialect: Dialect) -> str:
 
 
 def _transaction_id_statement(tables: AuditTables, dialect: Dialect) -> str:
-    # A 64-bit transaction id never repeats in one cluster's life; the server's start
-    # time and a per-installation salt keep ids apart across clusters and restores.
-    salt = uuid.uuid4().hex
+    # A 64-bit transaction id never repeats in one cluster's life (databases share it);
+    # the server's start time keeps ids of other clusters and restores apart. No random
+    # part: installing again must not change the function.
     return (
         f"CREATE OR REPLACE FUNCTION {transaction_id_function(tables, dialect)}() "
         "RETURNS uuid LANGUAGE sql STABLE PARALLEL SAFE AS "
-        f"$auditkeeper$SELECT md5('{salt}' || pg_postmaster_start_time()::text || ':' "
+        "$auditkeeper$SELECT md5(pg_postmaster_start_time()::text || ':' "
         "|| pg_current_xact_id()::text)::uuid$auditkeeper$"
     )
 
