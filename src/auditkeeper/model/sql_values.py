@@ -34,7 +34,7 @@ from sqlalchemy.types import TypeEngine
 
 from . import values
 
-__all__ = ["json_expression", "sql_literal", "sqlite_json_text"]
+__all__ = ["differs_expression", "json_expression", "sql_literal", "sqlite_json_text"]
 
 _SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
 
@@ -73,6 +73,21 @@ def json_expression(ref: str, column: Column[Any]) -> str:
     if isinstance(type_, JSON):
         return f"{ref}::jsonb"
     return f"to_jsonb({ref})"
+
+
+def differs_expression(old: str, new: str, column: Column[Any]) -> str:
+    """A PostgreSQL condition that holds whenever ``json_expression`` of the two values
+    differ, cheaper than building both: the type's own equality where it is the JSON's,
+    otherwise the byte-wise comparison of their text (which may also hold for values
+    whose JSON is equal, such as 1.0 and 1.00: the documents then decide)."""
+    type_ = _stored_type(column.type)
+    if isinstance(type_, Boolean | Integer | Uuid | Date | DateTime | LargeBinary) and not (
+        isinstance(type_, Enum)
+    ):
+        return f"{old} IS DISTINCT FROM {new}"
+    if isinstance(type_, JSON):
+        return f"{old}::jsonb IS DISTINCT FROM {new}::jsonb"
+    return f'{old}::text COLLATE "C" IS DISTINCT FROM {new}::text COLLATE "C"'
 
 
 def sqlite_json_text(ref: str, column: Column[Any]) -> str:

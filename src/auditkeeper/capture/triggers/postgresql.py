@@ -2,13 +2,18 @@
 
 Three kinds of function:
 
-- ``<log>_capture_write``, one per audit log: the part every capture shares. It skips a
-  change that another path already logged in this transaction, finds the actor, and
-  inserts the row.
-- ``<table>_audit_capture``, one per audited table: builds the documents from OLD and
-  NEW, compares, picks the action, redacts, and hands the row to the first.
+- ``<log>_capture_write``, one per audit log: the part every capture shares. It finds
+  the actor and inserts the row.
+- ``<table>_audit_capture``, one per audited table: skips a change that another path
+  (the flush, a bulk statement, a procedure) already logged in this transaction, then
+  builds the documents from OLD and NEW, compares, picks the action, redacts, and hands
+  the row to the first.
 - ``<table>_audit_links``, one per many-to-many association table: a link added or
   removed is a change of the record on each audited side, as in the flush.
+
+Most changes reach the trigger through the flush, which has logged them already; so the
+skip comes first and costs one index probe, with the changed columns found by comparing
+stored values, before any JSON is built.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
 from ...model.ddl import transaction_id_function
-from ...model.sql_values import json_expression, sql_literal
+from ...model.sql_values import differs_expression, json_expression, sql_literal
 from ...model.tables import AuditTables
 from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
@@ -35,6 +40,7 @@ _REFUSE_TRUNCATE = (
     "auditkeeper: TRUNCATE of audited table % is refused: it would remove rows without "
     "logging them; DELETE them instead"
 )
+_NOT_OURS = f"NOT coalesce(l.context ? {sql_literal(CAPTURED_BY)}, false)"
 _TRUNCATE_GUARD = f"""
     IF TG_OP = 'TRUNCATE' THEN
         RAISE EXCEPTION {sql_literal(_REFUSE_TRUNCATE)}, TG_TABLE_NAME
@@ -50,43 +56,20 @@ def write_function_name(tables: AuditTables, dialect: Dialect) -> str:
 
 
 def write_function(tables: AuditTables, dialect: Dialect) -> str:
-    """The shared tail of every capture: skip what is logged already, find the actor,
-    write the row."""
+    """The shared tail of every capture: find the actor, write the row."""
     log = dialect.identifier_preparer.format_table(tables.log)
     user_type = tables.log.c.user_id.type.compile(dialect=dialect)
-    not_ours = f"NOT coalesce(l.context ? {sql_literal(CAPTURED_BY)}, false)"
-    same_change = """CASE kind
-                   WHEN 'INSERT' THEN jsonb_typeof(l.changed_objects -> 'previous') = 'null'
-                   WHEN 'DELETE' THEN jsonb_typeof(l.changed_objects -> 'current') = 'null'
-                   WHEN 'LINK' THEN (l.changed_objects -> 'difference') ?| changed
-                   ELSE jsonb_typeof(l.changed_objects -> 'previous') = 'object'
-                        AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
-                        AND (l.changed_objects -> 'difference') ?| changed
-               END"""
     body = f"""
 DECLARE
     tx UUID := {transaction_id_function(tables, dialect)}();
     setting TEXT := current_setting({sql_literal(ACTOR_SETTING)}, true);
     actor JSONB;
 BEGIN
-    -- Another path (the flush, a bulk statement, a procedure) logged this change already.
-    IF key_number IS NOT NULL THEN
-        PERFORM 1 FROM {log} l
-         WHERE l.transaction_id = tx AND l.entity_type = entity AND l.number_identifier = key_number
-           AND l.entity_key IS NULL AND {not_ours} AND {same_change};
-    ELSE
-        PERFORM 1 FROM {log} l
-         WHERE l.transaction_id = tx AND l.entity_type = entity AND l.number_identifier IS NULL
-           AND l.entity_key = key_text AND {not_ours} AND {same_change};
-    END IF;
-    IF FOUND THEN
-        RETURN;
-    END IF;
     IF coalesce(setting, '') <> '' THEN
         actor := setting::jsonb;  -- malformed: an error, and the change is refused
     ELSE  -- the actor of the transaction's other rows (a cascade of an ORM delete)
         SELECT to_jsonb(l) INTO actor FROM {log} l
-         WHERE l.transaction_id = tx AND {not_ours} ORDER BY l.id LIMIT 1;
+         WHERE l.transaction_id = tx AND {_NOT_OURS} ORDER BY l.id LIMIT 1;
     END IF;
     INSERT INTO {log} (action, entity_type, number_identifier, entity_key, changed_objects,
                        user_id, user_email, is_impersonated, impersonator_user_id,
@@ -106,11 +89,46 @@ BEGIN
 END
 """
     return (
-        f"CREATE OR REPLACE FUNCTION {write_function_name(tables, dialect)}(kind TEXT, "
+        f"CREATE OR REPLACE FUNCTION {write_function_name(tables, dialect)}("
         "entity INTEGER, action INTEGER, key_number BIGINT, key_text TEXT, old_doc JSONB, "
-        "new_doc JSONB, difference JSONB, changed TEXT[]) RETURNS void LANGUAGE plpgsql "
+        "new_doc JSONB, difference JSONB) RETURNS void LANGUAGE plpgsql "
         f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
     )
+
+
+def _logged_already(
+    tables: AuditTables,
+    entity: int,
+    key: tuple[str, str],
+    changed: str,
+    dialect: Dialect,
+    *,
+    link: bool = False,
+) -> str:
+    """A PL/pgSQL condition: a row of this transaction that another path wrote (no
+    trigger mark) covers this change: same record and kind, and for an update or a link
+    a field in common with ``changed`` (a text[] expression)."""
+    log = dialect.identifier_preparer.format_table(tables.log)
+    key_number, key_text = key
+    if link:
+        same_change = f"(l.changed_objects -> 'difference') ?| {changed}"
+    else:
+        same_change = f"""CASE TG_OP
+               WHEN 'INSERT' THEN jsonb_typeof(l.changed_objects -> 'previous') = 'null'
+               WHEN 'DELETE' THEN jsonb_typeof(l.changed_objects -> 'current') = 'null'
+               ELSE jsonb_typeof(l.changed_objects -> 'previous') = 'object'
+                    AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
+                    AND (l.changed_objects -> 'difference') ?| {changed}
+           END"""
+    record = (
+        f"l.number_identifier = {key_number} AND l.entity_key IS NULL"
+        if key_text == "NULL::text"
+        else f"l.number_identifier IS NULL AND l.entity_key = {key_text}"
+    )
+    return f"""EXISTS (SELECT 1 FROM {log} l
+         WHERE l.transaction_id = {transaction_id_function(tables, dialect)}()
+           AND l.entity_type = {entity} AND {record} AND {_NOT_OURS}
+           AND {same_change})"""
 
 
 def table_function(
@@ -118,7 +136,11 @@ def table_function(
 ) -> str:
     """The capture function of one audited table (also refuses TRUNCATE)."""
     quoted = dialect.identifier_preparer.format_table(table)
-    key_number, key_text = _key("record", plan)
+    key = _key("record", plan)
+    entity = plan.entity_type
+    differs = ", ".join(
+        f"CASE WHEN {_differs(c)} THEN {sql_literal(c.name)} END" for c in plan.columns
+    )
     body = f"""
 DECLARE
     record {quoted}%ROWTYPE;
@@ -127,16 +149,25 @@ DECLARE
     difference JSONB;
     changed TEXT[];
     chosen INTEGER;
-BEGIN{_TRUNCATE_GUARD}
+BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
+    IF TG_OP = 'UPDATE' THEN
+        changed := array_remove(ARRAY[{differs}]::text[], NULL);
+        IF cardinality(changed) = 0 THEN
+            RETURN NULL;  -- no audited column changed
+        END IF;
+    END IF;
     IF TG_OP = 'DELETE' THEN record := OLD; ELSE record := NEW; END IF;
+    IF {_logged_already(tables, entity, key, "changed", dialect)} THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP <> 'INSERT' THEN old_doc := {_document("OLD", plan.columns)}; END IF;
     IF TG_OP <> 'DELETE' THEN new_doc := {_document("NEW", plan.columns)}; END IF;
     SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
                 coalesce(old_doc -> k, 'null'::jsonb), coalesce(new_doc -> k, 'null'::jsonb))),
-                '{{}}'::jsonb),
-           coalesce(array_agg(k), '{{}}'::text[])
-      INTO difference, changed
-      FROM jsonb_object_keys(coalesce(new_doc, old_doc)) AS k
+                '{{}}'::jsonb)
+      INTO difference
+      FROM unnest(CASE WHEN TG_OP = 'UPDATE' THEN changed
+                       ELSE ARRAY(SELECT jsonb_object_keys(coalesce(new_doc, old_doc))) END) AS k
      WHERE CASE TG_OP
                WHEN 'UPDATE' THEN (old_doc -> k) IS DISTINCT FROM (new_doc -> k)
                WHEN 'INSERT' THEN jsonb_typeof(new_doc -> k) <> 'null'
@@ -149,8 +180,8 @@ BEGIN{_TRUNCATE_GUARD}
         RETURN NULL;  -- a change this class does not audit, or nothing audited changed
     END IF;
 {_redactions(plan)}
-    PERFORM {write_function_name(tables, dialect)}(TG_OP, {plan.entity_type}, chosen,
-        {key_number}, {key_text}, old_doc, new_doc, difference, changed);
+    PERFORM {write_function_name(tables, dialect)}({entity}, chosen, {key[0]}, {key[1]},
+        old_doc, new_doc, difference);
     RETURN NULL;
 END
 """
@@ -170,6 +201,14 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
         owner, related = quote_column(side.owner.name), quote_column(side.related.name)
         key_number, key_text = _key("record", side.plan)
         field = sql_literal(side.name)
+        covered = _logged_already(
+            tables,
+            side.plan.entity_type,
+            (key_number, key_text),
+            f"ARRAY[{field}]",
+            dialect,
+            link=True,
+        )
         for row, skipped_on, added in (("OLD", "INSERT", False), ("NEW", "DELETE", True)):
             if added:
                 before = (
@@ -192,12 +231,12 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
             before := ({before});
             difference := jsonb_build_object({field}, jsonb_build_array(before, after));
             chosen := {_update_action(side.plan)};
-            IF before <> after AND chosen IS NOT NULL THEN
+            IF before <> after AND chosen IS NOT NULL AND NOT {covered} THEN
                 old_doc := {_document("record", side.plan.columns)};
                 new_doc := old_doc;
 {_redactions(side.plan, indent="                ")}
-                PERFORM {write}('LINK', {side.plan.entity_type}, chosen, {key_number},
-                    {key_text}, old_doc, new_doc, difference, ARRAY[{field}]);
+                PERFORM {write}({side.plan.entity_type}, chosen, {key_number}, {key_text},
+                    old_doc, new_doc, difference);
             END IF;
         END IF;
     END IF;""")
@@ -224,6 +263,11 @@ def _trigger_function(name: str, body: str) -> str:
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
         f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
     )
+
+
+def _differs(column: AuditedColumn) -> str:
+    name = quote_column(column.name)
+    return differs_expression(f"OLD.{name}", f"NEW.{name}", column.column)
 
 
 def _document(row: str, columns: tuple[AuditedColumn, ...]) -> str:
@@ -254,6 +298,25 @@ def _update_action(plan: ClassPlan) -> str:
         f"CASE WHEN difference = '{{}}'::jsonb THEN NULL::integer{branches} "
         f"ELSE {_code(plan.update)} END"
     )
+
+
+def _unaudited_verbs(plan: ClassPlan) -> str:
+    """Return at once from the verbs this class does not audit."""
+    skipped = [
+        op
+        for op, audited in (
+            ("INSERT", plan.create is not None),
+            ("UPDATE", plan.update is not None or bool(plan.on_change)),
+            ("DELETE", plan.delete is not None),
+        )
+        if not audited
+    ]
+    if not skipped:
+        return ""
+    return f"""
+    IF TG_OP IN ({", ".join(sql_literal(op) for op in skipped)}) THEN
+        RETURN NULL;  -- a change this class does not audit
+    END IF;"""
 
 
 def _code(action: int | None) -> str:
