@@ -349,3 +349,35 @@ def test_a_failed_flush_leaves_capture_working(engine: Engine, sessions, databas
                 ).scalar()
                 == 0
             )
+
+
+def test_raw_sql_after_a_flush_of_the_same_record_is_logged_too(engine: Engine, sessions):
+    """The flush's row covers the flush's change only: a later raw change of the same
+    field in the same transaction is a change of its own."""
+    seed(sessions)
+    with auditkeeper.acting_as(7), sessions() as session:
+        session.get(Pet, 1).name = "Rexy"
+        session.flush()
+        session.execute(text("UPDATE pets SET name = 'Rex II' WHERE id = 1"))
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [r.difference for r in rows] == [
+        {"name": ["Rex", "Rexy"]},
+        {"name": ["Rexy", "Rex II"]},
+    ]
+    assert {r.user_id for r in rows} == {7}
+
+
+def test_a_record_deleted_and_created_again_by_raw_sql_after_a_flush(engine: Engine, sessions):
+    """Each insert and delete of one key in one transaction is its own change."""
+    with auditkeeper.acting_as(7), sessions() as session:
+        session.add(Owner(id=5, name="Eve"))
+        session.flush()
+        session.execute(text("DELETE FROM owners WHERE id = 5"))
+        session.execute(text("INSERT INTO owners (id, name) VALUES (5, 'Eve II')"))
+        session.commit()
+    assert [(r.action, r.previous, r.current) for r in log(engine)] == [
+        (Action.CREATE, None, {"id": 5, "name": "Eve"}),
+        (Action.DELETE, {"id": 5, "name": "Eve"}, None),
+        (Action.CREATE, None, {"id": 5, "name": "Eve II"}),
+    ]

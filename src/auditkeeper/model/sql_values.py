@@ -15,7 +15,9 @@ import enum
 from typing import Any
 
 from sqlalchemy import (
+    CHAR,
     JSON,
+    NCHAR,
     Boolean,
     Column,
     Date,
@@ -26,6 +28,7 @@ from sqlalchemy import (
     Interval,
     LargeBinary,
     Numeric,
+    String,
     Time,
     TypeDecorator,
     Uuid,
@@ -34,7 +37,13 @@ from sqlalchemy.types import TypeEngine
 
 from . import values
 
-__all__ = ["differs_expression", "json_expression", "sql_literal", "sqlite_json_text"]
+__all__ = [
+    "differs_expression",
+    "exact_twin",
+    "json_expression",
+    "sql_literal",
+    "sqlite_json_text",
+]
 
 _SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
 
@@ -73,6 +82,18 @@ def json_expression(ref: str, column: Column[Any]) -> str:
     if isinstance(type_, JSON):
         return f"{ref}::jsonb"
     return f"to_jsonb({ref})"
+
+
+def exact_twin(column: Column[Any]) -> bool:
+    """Whether ``json_expression`` of a stored value always equals the JSON the Python
+    rules give the value the application assigned: integers, booleans, UUIDs, dates and
+    variable-length text. Not a ``TypeDecorator`` (its Python value is not the stored
+    one), fixed-length CHAR (stored padded), and not types the Python side coerces or
+    formats differently (a naive datetime in an aware column, a float in a Numeric)."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator | Enum | CHAR | NCHAR):
+        return False
+    return isinstance(type_, Integer | Boolean | Uuid | Date | String)
 
 
 def differs_expression(old: str, new: str, column: Column[Any]) -> str:

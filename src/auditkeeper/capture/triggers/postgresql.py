@@ -22,7 +22,7 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
 from ...model.ddl import transaction_id_function
-from ...model.sql_values import differs_expression, json_expression, sql_literal
+from ...model.sql_values import differs_expression, exact_twin, json_expression, sql_literal
 from ...model.tables import AuditTables
 from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
@@ -107,18 +107,26 @@ def _logged_already(
 ) -> str:
     """A PL/pgSQL condition: a row of this transaction that another path wrote (no
     trigger mark) covers this change: same record and kind, and for an update or a link
-    a field in common with ``changed`` (a text[] expression)."""
+    a field in common with ``changed`` (a text[] expression) and, for a row change, the
+    same values."""
     log = dialect.identifier_preparer.format_table(tables.log)
     key_number, key_text = key
     if link:
         same_change = f"(l.changed_objects -> 'difference') ?| {changed}"
     else:
+        # The values too, where the SQL and Python rules agree exactly (``probe_old``,
+        # ``probe_new``): a later change of the same field is not covered by the row of
+        # the first one.
         same_change = f"""CASE TG_OP
                WHEN 'INSERT' THEN jsonb_typeof(l.changed_objects -> 'previous') = 'null'
+                    AND (l.changed_objects -> 'current') @> probe_new
                WHEN 'DELETE' THEN jsonb_typeof(l.changed_objects -> 'current') = 'null'
+                    AND (l.changed_objects -> 'previous') @> probe_old
                ELSE jsonb_typeof(l.changed_objects -> 'previous') = 'object'
                     AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
                     AND (l.changed_objects -> 'difference') ?| {changed}
+                    AND (l.changed_objects -> 'previous') @> probe_old
+                    AND (l.changed_objects -> 'current') @> probe_new
            END"""
     record = (
         f"l.number_identifier = {key_number} AND l.entity_key IS NULL"
@@ -148,6 +156,8 @@ DECLARE
     new_doc JSONB;
     difference JSONB;
     changed TEXT[];
+    probe_old JSONB;
+    probe_new JSONB;
     chosen INTEGER;
 BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     IF TG_OP = 'UPDATE' THEN
@@ -155,6 +165,12 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         IF cardinality(changed) = 0 THEN
             RETURN NULL;  -- no audited column changed
         END IF;
+        probe_old := {_probe("OLD", plan, changed_only=True)};
+        probe_new := {_probe("NEW", plan, changed_only=True)};
+    ELSIF TG_OP = 'INSERT' THEN
+        probe_new := {_probe("NEW", plan)};
+    ELSE
+        probe_old := {_probe("OLD", plan)};
     END IF;
     IF TG_OP = 'DELETE' THEN record := OLD; ELSE record := NEW; END IF;
     IF {_logged_already(tables, entity, key, "changed", dialect)} THEN
@@ -265,6 +281,23 @@ def _trigger_function(name: str, body: str) -> str:
     )
 
 
+def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
+    """The values of ``row`` that identify a change in a row another path wrote: the
+    columns whose JSON is the same from SQL and from Python (not redacted), only the
+    changed ones for an update; their nulls left out."""
+    pairs = []
+    for column in plan.columns:
+        if column.redact or not exact_twin(column.column):
+            continue
+        value = json_expression(f"{row}.{quote_column(column.name)}", column.column)
+        if changed_only:
+            value = f"CASE WHEN {_differs(column)} THEN {value} END"
+        pairs.append(f"{sql_literal(column.name)}, {value}")
+    if not pairs:
+        return "'{}'::jsonb"
+    return f"jsonb_strip_nulls({_json_object(pairs)})"
+
+
 def _differs(column: AuditedColumn) -> str:
     name = quote_column(column.name)
     return differs_expression(f"OLD.{name}", f"NEW.{name}", column.column)
@@ -278,6 +311,11 @@ def _document(row: str, columns: tuple[AuditedColumn, ...]) -> str:
         f"{sql_literal(c.name)}, {json_expression(f'{row}.{quote_column(c.name)}', c.column)}"
         for c in columns
     ]
+    return _json_object(pairs)
+
+
+def _json_object(pairs: list[str]) -> str:
+    """A JSONB object of ``'name', value`` pairs (in calls of at most 100 arguments)."""
     per_call = _MAX_ARGUMENTS // 2
     parts = [
         "jsonb_build_object(" + ", ".join(pairs[i : i + per_call]) + ")"
