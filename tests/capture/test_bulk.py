@@ -27,6 +27,12 @@ def many(crm: Crm, engine: Engine, audited_sessions) -> list[int]:
         return list(session.scalars(select(crm.Lead.id).order_by(crm.Lead.id)))
 
 
+def log_writes(engine: Engine) -> int:
+    """Statements the client sends to the log for one bulk statement: on PostgreSQL
+    none, the capture trigger writes the rows; elsewhere one."""
+    return 0 if engine.dialect.name == "postgresql" else 1
+
+
 def logged(crm: Crm, engine: Engine) -> list:
     """The rows the test itself caused."""
     return [r for r in entries(crm, engine) if r.reason != SETUP]
@@ -46,7 +52,7 @@ def test_bulk_update_logs_every_row(crm: Crm, engine: Engine, audited_sessions, 
         session.commit()
     rows = logged(crm, engine)
     assert len(rows) == N
-    assert len(counter.statements) == 1
+    assert len(counter.statements) == log_writes(engine)
     assert {r.action for r in rows} == {A.LEAD_UPDATE}
     assert {r.user_id for r in rows} == {alice.id}
     assert len({r.transaction_id for r in rows}) == 1
@@ -81,7 +87,7 @@ def test_bulk_delete_logs_every_row(crm: Crm, engine: Engine, audited_sessions, 
         session.execute(delete(crm.Lead))
         session.commit()
     rows = logged(crm, engine)
-    assert len(rows) == N and len(counter.statements) == 1
+    assert len(rows) == N and len(counter.statements) == log_writes(engine)
     assert {r.action for r in rows} == {A.LEAD_DELETE}
     assert all(r.current is None and r.previous["name"].startswith("lead") for r in rows)
     assert sorted(r.number_identifier for r in rows) == many

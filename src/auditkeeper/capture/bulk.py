@@ -1,6 +1,7 @@
 """Bulk ORM statements: ``session.execute(insert/update/delete(Model) ...)``.
 
-They bypass the unit of work, so the flush hooks never see them. UPDATE and DELETE are
+They bypass the unit of work, so the flush hooks never see them. On PostgreSQL, UPDATE
+and DELETE of a table with a capture trigger are left to the trigger. Elsewhere they are
 wrapped: the rows they will touch are read (and locked, on PostgreSQL) with the
 statement's own WHERE clause, the statement runs, updated rows are read again by
 primary key, and the audit rows go out in one statement: at most three extra statements
@@ -52,6 +53,12 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     if verb == "update" and plan.update is None and not plan.on_change:
         return None
     connection = state.session.connection(bind_arguments={"mapper": mapper})
+    if connection.dialect.name == "postgresql" and has_capture_trigger(
+        connection, mapper.local_table
+    ):
+        # The capture trigger logs every row the statement changes, as it logs raw SQL,
+        # without reading the rows twice into Python.
+        return None
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
     result = _invoke(state)

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..model import values
 from ..store.writer import OWN_STATEMENT
 from .context import actor_columns, current_actor
-from .triggers.common import ACTOR_SETTING
+from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX
 from .triggers.sqlite import PENDING, STATE
 
 __all__ = [
@@ -48,6 +48,21 @@ _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
+_PG_CAPTURE_PENDING = f"""DO $auditkeeper$
+DECLARE
+    names TEXT;
+BEGIN
+    SELECT string_agg(format('%I.%I', n.nspname, t.tgname), ', ') INTO names
+      FROM pg_trigger t
+      JOIN pg_class c ON c.oid = t.tgrelid
+      JOIN pg_namespace n ON n.oid = c.relnamespace
+     WHERE t.tgconstraint <> 0 AND t.tginitdeferred AND t.tgname LIKE '%{CAPTURE_SUFFIX}';
+    IF names IS NOT NULL THEN
+        EXECUTE 'SET CONSTRAINTS ' || names || ' IMMEDIATE';
+        EXECUTE 'SET CONSTRAINTS ' || names || ' DEFERRED';
+    END IF;
+END
+$auditkeeper$"""
 _READ_ONLY = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
 
 
@@ -151,8 +166,13 @@ def _before_execute(
         return
     actor = current_actor()
     sent = connection.info.get(_SENT)
-    if sent is not None and sent[0]() is transaction and sent[1] is actor:
-        return  # this transaction has it already (actors are immutable)
+    if sent is not None and sent[0]() is transaction:
+        if sent[1] is actor:
+            return  # this transaction has it already (actors are immutable)
+        if not sqlite:
+            # The deferred triggers read the setting at commit: the changes made so far
+            # are logged now, in the name of the actor who made them.
+            cursor.execute(_PG_CAPTURE_PENDING)
     document = values.dumps(
         actor_columns(actor) | {"transaction_id": str(transaction_uuid(connection))}
     )

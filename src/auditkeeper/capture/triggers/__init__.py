@@ -30,7 +30,7 @@ from sqlalchemy.orm import Mapper
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
-from .common import ACTOR_SETTING, CAPTURED_BY, LinkSide
+from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, LinkSide
 from .postgresql import link_function, table_function, write_function
 
 if TYPE_CHECKING:
@@ -64,7 +64,7 @@ class CaptureTargets:
 
 def capture_trigger_names(table: Table) -> tuple[str, str]:
     """``(row trigger, truncate trigger)`` names on an audited or association table."""
-    return f"{table.name}_audit_capture", f"{table.name}_audit_no_truncate"
+    return f"{table.name}{CAPTURE_SUFFIX}", f"{table.name}_audit_no_truncate"
 
 
 def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> CaptureTargets:

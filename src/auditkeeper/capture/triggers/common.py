@@ -11,6 +11,7 @@ from ..plan import ClassPlan
 
 __all__ = [
     "ACTOR_SETTING",
+    "CAPTURE_SUFFIX",
     "CAPTURED_BY",
     "MARK",
     "LinkSide",
@@ -19,6 +20,9 @@ __all__ = [
 
 ACTOR_SETTING = "auditkeeper.actor"
 """The transaction-local PostgreSQL setting that carries the actor to the triggers."""
+
+CAPTURE_SUFFIX = "_audit_capture"
+"""The end of every capture trigger's name (``<table>_audit_capture``)."""
 
 CAPTURED_BY = "captured_by"
 """The ``context`` key that marks rows written by a capture trigger."""
