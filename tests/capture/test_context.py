@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, delete, func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import auditkeeper
@@ -301,6 +301,23 @@ def test_strict_mode_refuses_changes_without_an_actor(strict):
         assert session.scalars(select(crm.Business)).all() == []
     assert _count(engine, crm.Business.__table__) == 0
     assert _count(engine, crm.keeper.table) == 0
+
+
+def test_strict_mode_refuses_bulk_statements_without_an_actor(strict):
+    crm, engine, factory = strict
+    with factory() as session, acting_as_system():
+        session.add(crm.Business(name="first"))
+        session.commit()
+    for statement in (
+        update(crm.Business).values(name="renamed"),
+        delete(crm.Business),
+    ):
+        refused = pytest.raises(ActorError, match=r"no actor is set for changes to Business")
+        with factory() as session, refused:
+            session.execute(statement)
+    with factory() as session:
+        assert session.scalars(select(crm.Business.name)).all() == ["first"]
+    assert _count(engine, crm.keeper.table) == 1
 
 
 def test_strict_mode_refusal_keeps_nothing_of_the_whole_transaction(strict):

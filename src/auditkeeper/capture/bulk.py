@@ -20,6 +20,7 @@ from sqlalchemy.orm import Mapper, ORMExecuteState
 from sqlalchemy.sql import ColumnElement
 
 from ..errors import CaptureError
+from .context import current_actor
 from .document import build_row
 from .plan import ClassPlan
 from .trigger_state import flushing
@@ -58,6 +59,8 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     ):
         # The capture trigger logs every row the statement changes, as it logs raw SQL,
         # without reading the rows twice into Python.
+        if current_actor() is None:
+            recorder.require_an_actor([mapper])
         return None
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)

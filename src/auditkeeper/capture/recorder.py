@@ -246,13 +246,8 @@ class Recorder:
             cascaded = _not_covered(take_pending(connection, self.tables.log.name), rows)
             if not rows and not cascaded:
                 continue
-            if actor is None and self.require_actor:
-                classes = sorted({m.class_.__name__ for m in rows_by_mapper}) or ["the database"]
-                raise ActorError(
-                    f"no actor is set for changes to {', '.join(classes)}, and this audit log "
-                    "requires one (require_actor=True): wrap the work in "
-                    "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
-                )
+            if actor is None:
+                self.require_an_actor(list(rows_by_mapper))
             stamp = actor_columns(actor) | {"created_at": created_at}
             for row in rows:
                 row.update(stamp)
@@ -260,6 +255,17 @@ class Recorder:
                 row.update(stamp)
                 row["context"] = {**(row["context"] or {}), CAPTURED_BY: "database trigger"}
             self.insert_rows(connection, rows + cascaded)
+
+    def require_an_actor(self, mappers: list[Mapper[Any]]) -> None:
+        """Raise ``ActorError`` if this log requires an actor (there is none)."""
+        if not self.require_actor:
+            return
+        classes = sorted({m.class_.__name__ for m in mappers}) or ["the database"]
+        raise ActorError(
+            f"no actor is set for changes to {', '.join(classes)}, and this audit log "
+            "requires one (require_actor=True): wrap the work in "
+            "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
+        )
 
     def insert_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
         """Write finished rows in one statement, stamped with the connection's transaction
