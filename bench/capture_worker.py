@@ -350,15 +350,32 @@ def _settle(engine: Engine) -> None:
 
 class _StatementCounter:
     """Counts the client's statements (``before_cursor_execute``: one per execute or
-    executemany) and the flushes of the benchmark's sessions."""
+    executemany) and the flushes of the benchmark's sessions.
+
+    auditkeeper also sends a few statements straight through the driver, where no
+    SQLAlchemy event sees them: the actor setting (PostgreSQL, before raw SQL and bulk
+    statements), SQLite's capture-state and pending-row statements around a flush. They
+    are counted at the driver (``driver``): psycopg's ``Cursor.execute``, SQLite's trace
+    callback, keeping only the statements that name auditkeeper's settings or tables."""
+
+    _MARKERS = ("auditkeeper.actor", "auditkeeper_capture_", "SET CONSTRAINTS", "pg_trigger")
+    """Text found only in auditkeeper's own statements besides those naming the log: the
+    actor setting, SQLite's capture tables, the PostgreSQL triggers' catalogue."""
 
     def __init__(self, engine: Engine, factory: sessionmaker[Session]) -> None:
         self.engine = engine
         self.factory = factory
         self.statements: Counter[str] = Counter()
+        self.driver: Counter[str] = Counter()
         self.flushes = 0
+        self._traced: list[Any] = []
+        self._restore: Callable[[], None] = lambda: None
         event.listen(engine, "before_cursor_execute", self._statement)
         event.listen(factory, "after_flush", self._flush)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "checkout", self._trace)
+        else:
+            self._watch_psycopg()
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         self.statements[statement] += 1
@@ -366,12 +383,42 @@ class _StatementCounter:
     def _flush(self, session: Any, flush_context: Any) -> None:
         self.flushes += 1
 
+    def _driver_statement(self, statement: str) -> None:
+        if not statement.startswith("--") and self._ours(statement):
+            self.driver[statement] += 1
+
+    def _ours(self, statement: str) -> bool:
+        return any(marker in statement for marker in self._MARKERS)
+
+    def _trace(self, dbapi_connection: Any, record: Any, proxy: Any) -> None:
+        dbapi_connection.set_trace_callback(self._driver_statement)
+        self._traced.append(dbapi_connection)
+
+    def _watch_psycopg(self) -> None:
+        import psycopg
+
+        original = psycopg.Cursor.execute
+
+        def execute(cursor: Any, query: Any, *args: Any, **kwargs: Any) -> Any:
+            self._driver_statement(query if isinstance(query, str) else repr(query))
+            return original(cursor, query, *args, **kwargs)
+
+        psycopg.Cursor.execute = execute  # type: ignore[method-assign]
+        self._restore = lambda: setattr(psycopg.Cursor, "execute", original)
+
     def close(self) -> None:
         event.remove(self.engine, "before_cursor_execute", self._statement)
         event.remove(self.factory, "after_flush", self._flush)
+        if self.engine.dialect.name == "sqlite":
+            event.remove(self.engine, "checkout", self._trace)
+        for dbapi_connection in self._traced:
+            with contextlib.suppress(Exception):  # closed meanwhile
+                dbapi_connection.set_trace_callback(None)
+        self._restore()
 
     def audit_statements(self, tables: tuple[str, ...]) -> dict[str, int]:
-        """The statements that read or write one of ``tables``."""
+        """The statements that read or write one of ``tables`` or carry a marker of
+        auditkeeper's own, and those auditkeeper sent through the driver."""
         if not tables:
             return {}
         names = "|".join(re.escape(name) for name in tables)
@@ -379,7 +426,12 @@ class _StatementCounter:
             rf'\b(?:INTO|UPDATE|FROM|JOIN)\s+(?:"?\w+"?\.)?"?(?:{names})"?(?![\w])',
             re.IGNORECASE,
         )
-        return {s: n for s, n in self.statements.items() if pattern.search(s)}
+        found = {s: n for s, n in self.statements.items() if pattern.search(s) or self._ours(s)}
+        for statement, count in self.driver.items():
+            unseen = count - self.statements.get(statement, 0)  # psycopg sees both kinds
+            if unseen > 0:
+                found[statement] = found.get(statement, 0) + unseen
+        return found
 
 
 def _shorten(statement: str) -> str:
