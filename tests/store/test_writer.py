@@ -1,0 +1,68 @@
+"""The log writer keeps every value exactly, whichever way the rows travel."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import Engine, select
+from sqlalchemy.exc import StatementError
+
+from auditkeeper.demo.crm import Crm
+from auditkeeper.store.writer import write_rows
+
+
+def _row(**changes) -> dict:
+    row = {
+        "action": 1,
+        "entity_type": 1,
+        "number_identifier": 7,
+        "entity_key": None,
+        "changed_objects": {"previous": None, "current": {"n": 1}, "difference": {"n": [None, 1]}},
+        "user_id": None,
+        "user_email": "o'brien\u00e9@example.com",
+        "is_impersonated": False,
+        "context": {"ip": "10.0.0.1", "nested": {"list": [1, "two", None]}},
+        "created_at": dt.datetime(2026, 11, 23, 10, 30, 0, 123456, tzinfo=dt.UTC),
+        "transaction_id": None,
+    }
+    return row | changes
+
+
+def _stored(crm: Crm, engine: Engine) -> list:
+    with engine.connect() as connection:
+        table = crm.keeper.table
+        return list(connection.execute(select(table).order_by(table.c.id)))
+
+
+def test_values_survive_the_batch(crm: Crm, engine: Engine):
+    big = 2**70  # beyond 64 bits: JSON keeps every digit
+    hostile = 'quote " backslash \\ newline \n nul-free \u2028 emoji \U0001f600 colon :rows'
+    rows = [
+        _row(),
+        _row(
+            number_identifier=None,
+            entity_key=hostile,
+            changed_objects={"previous": {"big": big}, "current": None, "difference": {}},
+            created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5))),
+            context=None,
+        ),
+    ]
+    with engine.begin() as connection:
+        write_rows(connection, crm.keeper.table, rows)
+    first, second = _stored(crm, engine)
+    assert first.user_email == "o'brien\u00e9@example.com"
+    assert first.context == {"ip": "10.0.0.1", "nested": {"list": [1, "two", None]}}
+    assert first.created_at == rows[0]["created_at"]
+    assert second.entity_key == hostile and second.number_identifier is None
+    assert second.changed_objects["previous"] == {"big": big}
+    assert second.created_at == dt.datetime(2025, 12, 31, 19, 0, tzinfo=dt.UTC)
+    assert second.context is None
+
+
+def test_a_naive_time_is_refused_and_nothing_is_written(crm: Crm, engine: Engine):
+    # ValueError from the column type; SQLAlchemy wraps it when it binds the parameters.
+    refused = pytest.raises((ValueError, StatementError), match="timezone-aware")
+    with refused, engine.begin() as connection:
+        write_rows(connection, crm.keeper.table, [_row(created_at=dt.datetime(2026, 1, 1))])
+    assert _stored(crm, engine) == []
