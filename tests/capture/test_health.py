@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import uuid
 
 import pytest
 from sqlalchemy import Engine, text
@@ -104,6 +105,22 @@ def test_procedures_and_their_registry(crm: Crm, engine: Engine) -> None:
     assert kinds(crm, engine) == ["missing-procedure", "stale-entities"]
     crm.keeper.create_all(engine)
     assert crm.keeper.check(engine) == []
+
+
+@POSTGRES_ONLY
+def test_a_namesake_in_another_schema_does_not_hide_a_missing_procedure(
+    crm: Crm, engine: Engine
+) -> None:
+    """Schema-per-tenant databases: each schema needs its own procedures."""
+    other = f"elsewhere_{uuid.uuid4().hex[:8]}"
+    run(engine, f"CREATE SCHEMA {other}")
+    try:
+        for name in ("audit_add_entity_history_events", "audit_add_single_entity_history_event"):
+            run(engine, f"CREATE FUNCTION {other}.{name}() RETURNS void LANGUAGE sql AS ''")
+        run(engine, "DROP FUNCTION audit_add_entity_history_events")
+        assert kinds(crm, engine) == ["missing-procedure"]
+    finally:
+        run(engine, f"DROP SCHEMA {other} CASCADE")
 
 
 def test_check_changes_nothing(crm: Crm, engine: Engine) -> None:

@@ -228,10 +228,17 @@ def _sqlite_triggers(connection: Connection, table: Table) -> dict[str, tuple[bo
 def _procedure_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
     problems = []
     names = ("audit_add_entity_history_events", "audit_add_single_entity_history_event")
+    # Only the procedures this log's statements would call: those in its schema, or
+    # visible on the search path; a namesake in another schema does not count.
     found = set(
         connection.execute(
-            text("SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(:names)"),
-            {"names": list(names)},
+            text(
+                "SELECT DISTINCT proname FROM pg_proc WHERE proname = ANY(:names) AND "
+                "CASE WHEN CAST(:schema AS text) IS NULL THEN pg_function_is_visible(oid) "
+                "ELSE pronamespace = (SELECT oid FROM pg_namespace WHERE nspname = :schema) "
+                "END"
+            ),
+            {"names": list(names), "schema": keeper.tables.log.schema},
         ).scalars()
     )
     problems += [
