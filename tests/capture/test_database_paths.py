@@ -407,3 +407,23 @@ def test_changes_before_the_actor_changes_keep_their_actor(engine: Engine, sessi
         (Kind.PET, 2, "second@example.com"),
         (Kind.TAG, 1, "first@example.com"),
     ]
+
+
+@POSTGRES_ONLY
+def test_a_cascade_keeps_its_flush_actor_when_raw_sql_of_another_follows(engine: Engine, sessions):
+    seed(sessions)
+    with sessions() as session:
+        with auditkeeper.acting_as(1, email="first@example.com"):
+            session.delete(session.get(Owner, 1))
+            session.flush()  # the database deletes the pets (ON DELETE CASCADE)
+        with auditkeeper.acting_as(2, email="second@example.com"):
+            session.execute(text("INSERT INTO owners (id, name) VALUES (9, 'Zed')"))
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert sorted((r.entity_type, r.number_identifier, r.user_email) for r in rows) == [
+        (Kind.OWNER, 1, "first@example.com"),
+        (Kind.OWNER, 9, "second@example.com"),
+        (Kind.PET, 1, "first@example.com"),
+        (Kind.PET, 2, "first@example.com"),
+        (Kind.TAG, 1, "first@example.com"),
+    ]

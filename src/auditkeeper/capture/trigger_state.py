@@ -46,6 +46,7 @@ _SENT = "auditkeeper.actor_sent"
 _MARKED = "auditkeeper.flush_marked"
 _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
+_LAST_ACTOR = "auditkeeper.last_actor"
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
 _PG_CAPTURE_PENDING = f"""DO $auditkeeper$
@@ -158,26 +159,40 @@ def _before_execute(
     sqlite = connection.dialect.name == "sqlite"
     if sqlite and not _has_state(connection, cursor):
         return
+    actor = current_actor()
+    if not sqlite:
+        _log_pending_of_another_actor(connection, cursor, transaction, actor)
+    sent = connection.info.get(_SENT)
+    sent_now = sent is not None and sent[0]() is transaction
+    has_it = sent is not None and sent[0]() is transaction and sent[1] is actor
     if flushing.get():
         if sqlite and not connection.info.get(_MARKED):
             cursor.execute(f"UPDATE {STATE} SET flushing = 1 WHERE id = 1")
             connection.info[_MARKED] = True
             _marked.set((*_marked.get(), connection))
-        return
-    actor = current_actor()
-    sent = connection.info.get(_SENT)
-    if sent is not None and sent[0]() is transaction:
-        if sent[1] is actor:
-            return  # this transaction has it already (actors are immutable)
-        if not sqlite:
-            # The deferred triggers read the setting at commit: the changes made so far
-            # are logged now, in the name of the actor who made them.
-            cursor.execute(_PG_CAPTURE_PENDING)
+        if sqlite or not sent_now or has_it:
+            # The flush logs its own rows. PostgreSQL's triggers log the database's
+            # cascades with the flush rows' actor, unless the setting names another.
+            return
+    elif has_it:
+        return  # this transaction has it already (actors are immutable)
     document = values.dumps(
         actor_columns(actor) | {"transaction_id": str(transaction_uuid(connection))}
     )
     cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (document,))
     connection.info[_SENT] = (weakref.ref(transaction), actor)
+
+
+def _log_pending_of_another_actor(
+    connection: Connection, cursor: Any, transaction: Any, actor: Any
+) -> None:
+    """PostgreSQL's deferred triggers read the actor at commit. Before this transaction
+    changes data in another actor's name, the changes made so far are logged, in the
+    name of the actor who made them."""
+    last = connection.info.get(_LAST_ACTOR)
+    if last is not None and last[0]() is transaction and last[1] is not actor:
+        cursor.execute(_PG_CAPTURE_PENDING)
+    connection.info[_LAST_ACTOR] = (weakref.ref(transaction), actor)
 
 
 def _has_state(connection: Connection, cursor: Any) -> bool:
