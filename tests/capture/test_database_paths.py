@@ -427,3 +427,28 @@ def test_a_cascade_keeps_its_flush_actor_when_raw_sql_of_another_follows(engine:
         (Kind.PET, 2, "first@example.com"),
         (Kind.TAG, 1, "first@example.com"),
     ]
+
+
+@POSTGRES_ONLY
+def test_a_value_the_database_rewrote_is_logged_as_both_saw_it(engine: Engine, sessions):
+    """The flush's row holds what it assigned; the trigger's, what was stored."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE FUNCTION shout() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN NEW.name := upper(NEW.name); RETURN NEW; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER shout BEFORE INSERT ON owners FOR EACH ROW EXECUTE FUNCTION shout()"
+            )
+        )
+    with auditkeeper.acting_as(7), sessions() as session:
+        session.add(Owner(id=3, name="ann"))
+        session.commit()
+    rows = log(engine)
+    assert [(r.current, (r.context or {}).get("captured_by")) for r in rows] == [
+        ({"id": 3, "name": "ann"}, None),
+        ({"id": 3, "name": "ANN"}, "database trigger"),
+    ]
