@@ -3,6 +3,8 @@ upserts, Core code, and (PostgreSQL) attempts to switch capture off."""
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import enum
 import os
 import shutil
@@ -12,7 +14,7 @@ import uuid
 
 import psycopg
 import pytest
-from sqlalchemy import Engine, ForeignKey, select, text, update
+from sqlalchemy import DateTime, Engine, ForeignKey, Numeric, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
@@ -32,6 +34,7 @@ class Kind(enum.IntEnum):
     OWNER = 1
     PET = 2
     TAG = 3
+    STAMP = 4
 
 
 class Base(DeclarativeBase):
@@ -63,6 +66,14 @@ class Tag(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     label: Mapped[str]
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("owners.id", ondelete="SET NULL"))
+
+
+@auditkeeper.audited(entity_type=Kind.STAMP, **VERBS)
+class Stamp(Base):
+    __tablename__ = "stamps"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    amount: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))
 
 
 @pytest.fixture
@@ -451,4 +462,41 @@ def test_a_value_the_database_rewrote_is_logged_as_both_saw_it(engine: Engine, s
     assert [(r.current, (r.context or {}).get("captured_by")) for r in rows] == [
         ({"id": 3, "name": "ann"}, None),
         ({"id": 3, "name": "ANN"}, "database trigger"),
+    ]
+
+
+def test_a_timestamp_or_number_changed_again_by_raw_sql_is_logged(engine: Engine, sessions):
+    """Compared as instants and numbers: the flush's text and the database's differ in
+    form (offsets, trailing zeros), not in value."""
+    naive = dt.datetime(2026, 1, 1, 10, 0)  # a naive value in an aware column
+    with auditkeeper.acting_as(7), sessions() as session:
+        session.add(Stamp(id=1, at=naive, amount=decimal.Decimal("1.5")))
+        session.commit()
+    with auditkeeper.acting_as(7), sessions() as session:
+        stamp = session.get(Stamp, 1)
+        stamp.at = naive.replace(hour=11)
+        stamp.amount = decimal.Decimal("2")
+        session.flush()
+        session.execute(text("UPDATE stamps SET amount = 3 WHERE id = 1"))
+        later = (
+            "at + interval '1 hour'"
+            if engine.dialect.name == "postgresql"
+            else "'2026-01-01 12:00:00.000000'"  # as SQLAlchemy stores it in SQLite
+        )
+        session.execute(text(f"UPDATE stamps SET at = {later} WHERE id = 1"))
+        session.commit()
+    rows = [r for r in log(engine) if r.entity_type == Kind.STAMP]
+    assert [(r.action, sorted(r.difference)) for r in rows] == [
+        (Action.CREATE, ["amount", "at", "id"]),
+        (Action.UPDATE, ["amount", "at"]),
+        (Action.UPDATE, ["amount"]),
+        (Action.UPDATE, ["at"]),
+    ]
+    assert rows[1].difference["amount"] == ["1.50", "2.00"]
+    assert rows[2].difference["amount"] == ["2.00", "3.00"]
+    assert [(r.context or {}).get("captured_by") for r in rows] == [
+        None,
+        None,
+        "database trigger",
+        "database trigger",
     ]

@@ -818,6 +818,39 @@ def test_loads_accepts_what_orjson_refuses() -> None:
     assert math.isnan(loads("NaN"))  # stdlib json extension, never written by dumps
 
 
+def test_a_flush_of_every_type_is_logged_once(model: Model) -> None:
+    """The capture trigger recognises the flush's row for every column type, to and from
+    null (no second row marked as the trigger's)."""
+    values = {
+        "aware": dt.datetime(2026, 3, 1, 12, 30, 15, 500, tzinfo=dt.UTC),
+        "naive": dt.datetime(2026, 3, 1, 12, 30, 15),
+        "day": dt.date(1999, 12, 31),
+        "clock": dt.time(23, 59, 58, 120000),
+        "amount": decimal.Decimal("12.5"),
+        "ident": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "status": Status.ON_HOLD,
+        "colour": Colour.DARK_BLUE,
+        "blob": b"\x00\xffbytes",
+        "doc": {"nested": [1, 2.5, None, "x"], "flag": True},
+        "label": "x",
+        "ratio": 0.1,
+        "body": "long",
+        "flag": True,
+        "big": 2**62,
+    }
+    with model.sessions() as session:
+        sample = model.Sample(id=1)
+        session.add(sample)
+        session.commit()
+        for state in (values, dict.fromkeys(values), values):
+            for name, value in state.items():
+                setattr(sample, name, value)
+            session.commit()
+    rows = model.rows()
+    assert len(rows) == 4
+    assert [row.context for row in rows] == [None] * 4
+
+
 def test_the_capture_triggers_write_the_values_as_the_flush_does(model: Model, database) -> None:
     """A row copied with raw SQL is logged by the capture trigger: its document must read
     like the flush's document of the original (docs/raw-sql.md names the exceptions)."""

@@ -41,6 +41,7 @@ __all__ = [
     "differs_expression",
     "exact_twin",
     "json_expression",
+    "same_value_expression",
     "sql_literal",
     "sqlite_json_text",
 ]
@@ -94,6 +95,34 @@ def exact_twin(column: Column[Any]) -> bool:
     if isinstance(type_, TypeDecorator | Enum | CHAR | NCHAR):
         return False
     return isinstance(type_, Integer | Boolean | Uuid | Date | String)
+
+
+def same_value_expression(document_value: str, ref: str, column: Column[Any]) -> str | None:
+    """A PostgreSQL condition: ``document_value`` (a JSONB value of a document the
+    Python rules wrote) is the value ``ref`` of ``column``, compared as the column's type
+    (a timestamp as an instant, a number as a number), since the two texts may differ
+    in form (an offset, trailing zeros). None for a type whose Python value the database
+    cannot know (a ``TypeDecorator``), and for the exact twins (compare their JSON)."""
+    if isinstance(column.type, TypeDecorator) or exact_twin(column):
+        return None
+    type_ = column.type
+    text = f"({document_value} #>> '{{}}')"
+    if isinstance(type_, Enum | LargeBinary):  # SQL NULL is the documents' JSON null
+        return f"{document_value} = coalesce({json_expression(ref, column)}, 'null'::jsonb)"
+    if isinstance(type_, Float):
+        return f"{text}::float8 IS NOT DISTINCT FROM {ref}::float8"
+    if isinstance(type_, Numeric):
+        return f"{text}::numeric IS NOT DISTINCT FROM {ref}::numeric"
+    if isinstance(type_, DateTime):
+        cast = "timestamptz" if type_.timezone else "timestamp"
+        return f"{text}::{cast} IS NOT DISTINCT FROM {ref}"
+    if isinstance(type_, Time):
+        return f"{text}::time IS NOT DISTINCT FROM {ref}::time"
+    if isinstance(type_, Interval):
+        return f"{text}::numeric IS NOT DISTINCT FROM extract(epoch FROM {ref})"
+    if isinstance(type_, JSON):
+        return f"{document_value} = coalesce({ref}::jsonb, 'null'::jsonb)"
+    return None
 
 
 def differs_expression(old: str, new: str, column: Column[Any]) -> str:

@@ -22,7 +22,13 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
 from ...model.ddl import transaction_id_function
-from ...model.sql_values import differs_expression, exact_twin, json_expression, sql_literal
+from ...model.sql_values import (
+    differs_expression,
+    exact_twin,
+    json_expression,
+    same_value_expression,
+    sql_literal,
+)
 from ...model.tables import AuditTables
 from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
@@ -103,15 +109,15 @@ def _logged_already(
     changed: str,
     dialect: Dialect,
     *,
-    link: bool = False,
+    plan: ClassPlan | None = None,
 ) -> str:
     """A PL/pgSQL condition: a row of this transaction that another path wrote (no
     trigger mark) covers this change: same record and kind, and for an update or a link
-    a field in common with ``changed`` (a text[] expression) and, for a row change, the
-    same values."""
+    a field in common with ``changed`` (a text[] expression) and, for a row change of
+    ``plan``'s table, the same values (no ``plan``: a link)."""
     log = dialect.identifier_preparer.format_table(tables.log)
     key_number, key_text = key
-    if link:
+    if plan is None:
         same_change = f"(l.changed_objects -> 'difference') ?| {changed}"
     else:
         # The values too, where the SQL and Python rules agree exactly (``probe_old``,
@@ -126,7 +132,7 @@ def _logged_already(
                     AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
                     AND (l.changed_objects -> 'difference') ?| {changed}
                     AND (l.changed_objects -> 'previous') @> probe_old
-                    AND (l.changed_objects -> 'current') @> probe_new
+                    AND (l.changed_objects -> 'current') @> probe_new{_same_updates(plan, changed)}
            END"""
     record = (
         f"l.number_identifier = {key_number} AND l.entity_key IS NULL"
@@ -173,7 +179,7 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         probe_old := {_probe("OLD", plan)};
     END IF;
     IF TG_OP = 'DELETE' THEN record := OLD; ELSE record := NEW; END IF;
-    IF {_logged_already(tables, entity, key, "changed", dialect)} THEN
+    IF {_logged_already(tables, entity, key, "changed", dialect, plan=plan)} THEN
         RETURN NULL;
     END IF;
     IF TG_OP <> 'INSERT' THEN old_doc := {_document("OLD", plan.columns)}; END IF;
@@ -223,7 +229,6 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
             (key_number, key_text),
             f"ARRAY[{field}]",
             dialect,
-            link=True,
         )
         for row, skipped_on, added in (("OLD", "INSERT", False), ("NEW", "DELETE", True)):
             if added:
@@ -279,6 +284,28 @@ def _trigger_function(name: str, body: str) -> str:
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
         f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
     )
+
+
+def _same_updates(plan: ClassPlan, changed: str) -> str:
+    """For the changed columns that are not exact twins: the flush row's values before
+    and after are OLD's and NEW's, compared as the columns' types."""
+    conditions = []
+    for column in plan.columns:
+        if column.redact:
+            continue
+        name = sql_literal(column.name)
+        quoted = quote_column(column.name)
+        before = same_value_expression(
+            f"(l.changed_objects -> 'previous' -> {name})", f"OLD.{quoted}", column.column
+        )
+        after = same_value_expression(
+            f"(l.changed_objects -> 'current' -> {name})", f"NEW.{quoted}", column.column
+        )
+        if before is not None and after is not None:
+            conditions.append(
+                f"\n                    AND (NOT {name} = ANY({changed}) OR ({before} AND {after}))"
+            )
+    return "".join(conditions)
 
 
 def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
