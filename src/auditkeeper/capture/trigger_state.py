@@ -190,7 +190,9 @@ def _log_pending_of_another_actor(
     changes data in another actor's name, the changes made so far are logged, in the
     name of the actor who made them."""
     last = connection.info.get(_LAST_ACTOR)
-    if last is not None and last[0]() is transaction and last[1] is not actor:
+    if last is not None and last[0]() is transaction:
+        if last[1] is actor:
+            return  # every statement of a flush comes here: no new state for them
         cursor.execute(_PG_CAPTURE_PENDING)
     connection.info[_LAST_ACTOR] = (weakref.ref(transaction), actor)
 

@@ -131,9 +131,7 @@ def differs_expression(old: str, new: str, column: Column[Any]) -> str:
     otherwise the byte-wise comparison of their text (which may also hold for values
     whose JSON is equal, such as 1.0 and 1.00: the documents then decide)."""
     type_ = _stored_type(column.type)
-    if isinstance(type_, Boolean | Integer | Uuid | Date | DateTime | LargeBinary) and not (
-        isinstance(type_, Enum)
-    ):
+    if isinstance(type_, Boolean | Integer | Uuid | Date | DateTime | LargeBinary):
         return f"{old} IS DISTINCT FROM {new}"
     if isinstance(type_, JSON):
         return f"{old}::jsonb IS DISTINCT FROM {new}::jsonb"

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import orjson
 from sqlalchemy import JSON, Table, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.sql.expression import ColumnElement
+from sqlalchemy.sql.expression import ColumnElement, TextClause
 from sqlalchemy.types import TypeDecorator
 
 from ..errors import StoreError
@@ -70,50 +70,51 @@ def _insert_as_json(
     computed: dict[str, ColumnElement[Any]],
 ) -> None:
     dialect = connection.dialect
-    sql = _recordset_insert(table, names, _compiled(computed, dialect), dialect)
-    encoders = [_encoder(table.c[name].type, dialect) for name in names]
+    computed_sql = tuple(
+        (name, str(expression.compile(dialect=dialect))) for name, expression in computed.items()
+    )
+    statement, encoders = _recordset_insert(table, names, computed_sql, dialect)
     batch = [
         {name: encode(row[name]) for name, encode in zip(names, encoders, strict=True)}
         for row in rows
     ]
-    connection.execute(
-        text(sql).execution_options(**{OWN_STATEMENT: True}), {"rows": values.dumps(batch)}
-    )
-
-
-def _compiled(
-    computed: dict[str, ColumnElement[Any]], dialect: Dialect
-) -> tuple[tuple[str, str], ...]:
-    return tuple(
-        (name, str(expression.compile(dialect=dialect))) for name, expression in computed.items()
-    )
+    connection.execute(statement, {"rows": values.dumps(batch)})
 
 
 @functools.lru_cache(maxsize=64)
 def _recordset_insert(
     table: Table, names: tuple[str, ...], computed: tuple[tuple[str, str], ...], dialect: Dialect
-) -> str:
+) -> tuple[TextClause, tuple[Callable[[Any], Any], ...]]:
+    """The statement for rows with these columns, and each column's encoder."""
     quote = dialect.identifier_preparer.quote
     columns = [quote(name) for name in names] + [quote(name) for name, _ in computed]
     selected = [f"r.{quote(name)}" for name in names] + [sql for _, sql in computed]
     spec = ", ".join(f"{quote(n)} {table.c[n].type.compile(dialect=dialect)}" for n in names)
-    statement = (
-        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} ({', '.join(columns)}) "
-        f"SELECT {', '.join(selected)} FROM jsonb_to_recordset(CAST(ROWS AS jsonb)) AS r({spec})"
-    )
-    # A colon in a name would read as a parameter: escape every one but the batch's.
-    return statement.replace(":", "\\:").replace("CAST(ROWS AS", "CAST(:rows AS")
+    target = f"{dialect.identifier_preparer.format_table(table)} ({', '.join(columns)})"
+
+    def escaped(sql: str) -> str:  # a colon in a name would read as a parameter
+        return sql.replace(":", "\\:")
+
+    statement = text(
+        f"INSERT INTO {escaped(target)} SELECT {escaped(', '.join(selected))} "
+        f"FROM jsonb_to_recordset(CAST(:rows AS jsonb)) AS r({escaped(spec)})"
+    ).execution_options(**{OWN_STATEMENT: True})
+    return statement, tuple(_encoder(table.c[name].type, dialect) for name in names)
 
 
-def _encoder(type_: Any, dialect: Dialect) -> Any:
+def _encoder(type_: Any, dialect: Dialect) -> Callable[[Any], Any]:
     """A column value as the JSON batch carries it: the column type's own bind processing
     (UTC timestamps, refusing naive ones), except for JSON columns, whose documents are
     embedded as they are (already-encoded text as it is)."""
     stored = type_.impl_instance if isinstance(type_, TypeDecorator) else type_
     if isinstance(stored, JSON):
         return _embedded_json
-    process = type_._cached_bind_processor(dialect)
-    return (lambda value: value) if process is None else process
+    process: Callable[[Any], Any] | None = type_._cached_bind_processor(dialect)
+    return _unchanged if process is None else process
+
+
+def _unchanged(value: Any) -> Any:
+    return value
 
 
 def _embedded_json(value: Any) -> Any:

@@ -317,8 +317,8 @@ def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
         if column.redact or not exact_twin(column.column):
             continue
         value = json_expression(f"{row}.{quote_column(column.name)}", column.column)
-        if changed_only:
-            value = f"CASE WHEN {_differs(column)} THEN {value} END"
+        if changed_only:  # the ``changed`` array the update computed first
+            value = f"CASE WHEN {sql_literal(column.name)} = ANY(changed) THEN {value} END"
         pairs.append(f"{sql_literal(column.name)}, {value}")
     if not pairs:
         return "'{}'::jsonb"
