@@ -400,6 +400,45 @@ def test_a_record_deleted_and_created_again_by_raw_sql_after_a_flush(engine: Eng
     ]
 
 
+def test_the_cascades_of_each_flush_keep_that_flush_actor(engine: Engine, sessions):
+    """Two flushes of two actors in one transaction: the database's cascades of the
+    second are the second actor's, not those of the transaction's first rows."""
+    seed(sessions)
+    with sessions() as session:
+        with auditkeeper.acting_as(1, email="first@example.com"):
+            session.get(Owner, 1).name = "Anne"
+            session.flush()
+        with auditkeeper.acting_as(2, email="second@example.com"):
+            session.delete(session.get(Owner, 1))
+            session.flush()  # the database deletes the pets (ON DELETE CASCADE)
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert sorted((r.entity_type, r.number_identifier, r.action, r.user_email) for r in rows) == [
+        (Kind.OWNER, 1, Action.UPDATE, "first@example.com"),
+        (Kind.OWNER, 1, Action.DELETE, "second@example.com"),
+        (Kind.PET, 1, Action.DELETE, "second@example.com"),
+        (Kind.PET, 2, Action.DELETE, "second@example.com"),
+        (Kind.TAG, 1, Action.UPDATE, "second@example.com"),
+    ]
+
+
+def test_raw_sql_without_an_actor_after_a_flush_is_a_system_action(engine: Engine, sessions):
+    seed(sessions)
+    with sessions() as session:
+        with auditkeeper.acting_as(1, email="first@example.com"):
+            session.get(Owner, 1).name = "Anne"
+            session.flush()
+        session.execute(text("UPDATE pets SET name = name || '!'"))
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert sorted((r.entity_type, r.number_identifier, r.user_email) for r in rows) == [
+        (Kind.OWNER, 1, "first@example.com"),
+        (Kind.PET, 1, None),
+        (Kind.PET, 2, None),
+    ]
+    assert all(r.user_id is None for r in rows if r.entity_type == Kind.PET)
+
+
 @POSTGRES_ONLY
 def test_changes_before_the_actor_changes_keep_their_actor(engine: Engine, sessions):
     """PostgreSQL's triggers run at commit: changes logged by them (a bulk statement,

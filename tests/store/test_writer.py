@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import StatementError
 
 from auditkeeper.demo.crm import Crm
 from auditkeeper.store.writer import write_rows
+from tests._support import POSTGRES_ONLY
 
 
 def _row(**changes) -> dict:
@@ -66,3 +67,23 @@ def test_a_naive_time_is_refused_and_nothing_is_written(crm: Crm, engine: Engine
     with refused, engine.begin() as connection:
         write_rows(connection, crm.keeper.table, [_row(created_at=dt.datetime(2026, 1, 1))])
     assert _stored(crm, engine) == []
+
+
+@POSTGRES_ONLY
+def test_settings_are_set_by_the_write_for_the_rest_of_the_transaction(crm: Crm, engine: Engine):
+    rows = [_row(), _row(number_identifier=8)]
+    hostile = 'it\'s "quoted" :value_0 \u00e9'
+    with engine.begin() as connection:
+        write_rows(connection, crm.keeper.table, rows, settings={"auditkeeper.test": hostile})
+        seen = connection.execute(text("SELECT current_setting('auditkeeper.test', true)"))
+        assert seen.scalar_one() == hostile
+    assert [r.number_identifier for r in _stored(crm, engine)] == [7, 8]
+    with engine.connect() as connection:  # transaction-local: gone after commit
+        seen = connection.execute(text("SELECT current_setting('auditkeeper.test', true)"))
+        assert seen.scalar_one() in (None, "")
+
+
+def test_a_write_with_settings_stores_its_rows_on_every_dialect(crm: Crm, engine: Engine):
+    with engine.begin() as connection:
+        write_rows(connection, crm.keeper.table, [_row()], settings={"auditkeeper.test": "x"})
+    assert len(_stored(crm, engine)) == 1

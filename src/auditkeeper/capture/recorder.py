@@ -42,13 +42,15 @@ from .document import build_row
 from .events import add_annotation_rows
 from .plan import ClassPlan, build_plan
 from .trigger_state import (
+    actor_setting,
     flushing,
     marked_connections,
+    note_actor_set,
     take_pending,
     transaction_uuid,
     watch_engine,
 )
-from .triggers.common import CAPTURED_BY
+from .triggers.common import ACTOR_SETTING, CAPTURED_BY
 
 __all__ = ["KEEPERS_INFO_KEY", "Recorder"]
 
@@ -254,7 +256,14 @@ class Recorder:
             for row in cascaded:
                 row.update(stamp)
                 row["context"] = {**(row["context"] or {}), CAPTURED_BY: "database trigger"}
-            self.insert_rows(connection, rows + cascaded)
+            if connection.dialect.name == "postgresql":
+                # PostgreSQL's triggers log the database's cascades of this flush at
+                # commit, in the name the setting gives then: the flush's rows set it.
+                setting = {ACTOR_SETTING: actor_setting(connection, actor)}
+                self.insert_rows(connection, rows, settings=setting)
+                note_actor_set(connection, actor)
+            else:
+                self.insert_rows(connection, rows + cascaded)
 
     def require_an_actor(self, mappers: list[Mapper[Any]]) -> None:
         """Raise ``ActorError`` if this log requires an actor (there is none)."""
@@ -267,16 +276,23 @@ class Recorder:
             "auditkeeper.acting_as(...) or auditkeeper.acting_as_system(...)"
         )
 
-    def insert_rows(self, connection: Connection, rows: list[dict[str, Any]]) -> None:
+    def insert_rows(
+        self,
+        connection: Connection,
+        rows: list[dict[str, Any]],
+        *,
+        settings: dict[str, str] | None = None,
+    ) -> None:
         """Write finished rows in one statement, stamped with the connection's transaction
         id: the database's own on PostgreSQL (``transaction_id_function``), one per
         transaction of the connection on SQLite. Rows written by triggers and procedures
-        in the same transaction carry the same id."""
+        in the same transaction carry the same id. ``settings``: PostgreSQL
+        transaction-local settings the same statement sets."""
         self.verify_catalogue(connection)
         if connection.dialect.name == "postgresql":
             function = transaction_id_function(self.tables, connection.dialect)
             computed: dict[str, Any] = {"transaction_id": literal_column(f"{function}()")}
-            write_rows(connection, self.tables.log, rows, computed=computed)
+            write_rows(connection, self.tables.log, rows, computed=computed, settings=settings)
             return
         transaction_id = transaction_uuid(connection)
         for row in rows:

@@ -4,7 +4,9 @@ The triggers (``triggers/``) log changes made outside a flush. Before the applic
 own SQL that may change data (raw SQL, Core or ORM-enabled INSERT / UPDATE / DELETE),
 this module tells them who acts: on PostgreSQL in the transaction-local setting
 ``auditkeeper.actor``, on SQLite in the state row. It does so once per transaction and
-again only when the actor changes; plain SELECTs never pay for it.
+again only when the actor changes; plain SELECTs never pay for it. On PostgreSQL a
+flush's own audit INSERT sets the same setting (``actor_setting``), so that the
+triggers log the database's cascades of the flush in its name.
 
 On SQLite it also marks the statements of a flush or an audited bulk statement
 (``flushing``): the triggers then leave their rows pending, and ``take_pending`` hands
@@ -29,8 +31,10 @@ from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX
 from .triggers.sqlite import PENDING, STATE
 
 __all__ = [
+    "actor_setting",
     "flushing",
     "marked_connections",
+    "note_actor_set",
     "take_pending",
     "transaction_uuid",
     "unwatch_engine",
@@ -171,16 +175,31 @@ def _before_execute(
             connection.info[_MARKED] = True
             _marked.set((*_marked.get(), connection))
         if sqlite or not sent_now or has_it:
-            # The flush logs its own rows. PostgreSQL's triggers log the database's
-            # cascades with the flush rows' actor, unless the setting names another.
+            # The flush logs its own rows, and on PostgreSQL they set the actor for
+            # the triggers that log its cascades. Sent here only to replace another
+            # actor's: a flush without rows of its own may still cascade.
             return
     elif has_it:
         return  # this transaction has it already (actors are immutable)
-    document = values.dumps(
+    cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (actor_setting(connection, actor),))
+    connection.info[_SENT] = (weakref.ref(transaction), actor)
+
+
+def actor_setting(connection: Connection, actor: Any) -> str:
+    """What the triggers read to learn who acts: the actor's columns and the
+    transaction's id, as JSON."""
+    return values.dumps(
         actor_columns(actor) | {"transaction_id": str(transaction_uuid(connection))}
     )
-    cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (document,))
-    connection.info[_SENT] = (weakref.ref(transaction), actor)
+
+
+def note_actor_set(connection: Connection, actor: Any) -> None:
+    """PostgreSQL: a flush's own statement has set ``auditkeeper.actor`` to ``actor``
+    (``actor_setting``), so that the cascades of its changes are logged in its name;
+    statements in the same name need not send it again."""
+    transaction = connection.get_transaction()
+    if transaction is not None:
+        connection.info[_SENT] = (weakref.ref(transaction), actor)
 
 
 def _log_pending_of_another_actor(

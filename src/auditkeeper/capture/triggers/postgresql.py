@@ -71,12 +71,10 @@ DECLARE
     setting TEXT := current_setting({sql_literal(ACTOR_SETTING)}, true);
     actor JSONB;
 BEGIN
-    IF coalesce(setting, '') <> '' THEN
-        actor := setting::jsonb;  -- malformed: an error, and the change is refused
-    ELSE  -- the actor of the transaction's other rows (a cascade of an ORM delete)
-        SELECT to_jsonb(l) INTO actor FROM {log} l
-         WHERE l.transaction_id = tx AND {_NOT_OURS} ORDER BY l.id LIMIT 1;
-    END IF;
+    -- Set by the application's statements and by each flush (a cascade of the flush is
+    -- logged in its name); without it, a system action. Malformed: an error, and the
+    -- change is refused.
+    actor := coalesce(nullif(setting, ''), '{{}}')::jsonb;
     INSERT INTO {log} (action, entity_type, number_identifier, entity_key, changed_objects,
                        user_id, user_email, is_impersonated, impersonator_user_id,
                        impersonator_email, tenant_id, reason, transaction_id, context,
