@@ -113,6 +113,26 @@ def test_truncate_of_an_audited_table_is_refused(crm: Crm, engine: Engine):
         assert session.scalar(select(crm.Business.name).where(crm.Business.id == 10)) == "Kept"
 
 
+@POSTGRES_ONLY
+def test_installing_drops_the_write_function_earlier_versions_called(crm: Crm, engine: Engine):
+    signature = "audit_log_capture_write(integer, integer, bigint, text, jsonb, jsonb, jsonb)"
+    with engine.begin() as connection:
+        connection.execute(
+            text(f"CREATE FUNCTION {signature} RETURNS void LANGUAGE sql AS $$ SELECT $$")
+        )
+    crm.keeper.create_all(engine)
+    with engine.connect() as connection:
+        found = connection.execute(text(f"SELECT to_regprocedure('{signature}')"))
+        assert found.scalar_one() is None
+    with engine.begin() as connection:  # and raw SQL is still logged
+        connection.execute(
+            text("INSERT INTO businesses (id, name, is_active) VALUES (8, 'B', true)")
+        )
+    assert [(r.action, r.number_identifier) for r in entries(crm, engine)] == [
+        (A.BUSINESS_CREATE, 8)
+    ]
+
+
 def test_trigger_documents_read_like_the_flush_documents(
     crm: Crm, engine: Engine, audited_sessions
 ):

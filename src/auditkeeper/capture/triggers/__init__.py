@@ -31,7 +31,7 @@ from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
 from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, LinkSide
-from .postgresql import link_function, table_function, write_function
+from .postgresql import link_function, retired_statements, table_function
 
 if TYPE_CHECKING:
     from ..recorder import Recorder
@@ -98,7 +98,7 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
         for sides in targets.links.values():
             statements += sqlite.link_triggers(tables, sides, dialect)
         return statements
-    statements = [write_function(tables, dialect)]
+    statements = retired_statements(tables, dialect)
     for table, (function, definition) in capture_functions(tables, targets, dialect).items():
         statements += [definition, *_triggers(table, function, dialect)]
     return statements

@@ -1,13 +1,11 @@
 """PostgreSQL: the PL/pgSQL of the capture triggers, generated from the classes' plans.
 
-Three kinds of function:
+Two kinds of function:
 
-- ``<log>_capture_write``, one per audit log: the part every capture shares. It finds
-  the actor and inserts the row.
 - ``<table>_audit_capture``, one per audited table: skips a change that another path
   (the flush, a bulk statement, a procedure) already logged in this transaction, then
-  builds the documents from OLD and NEW, compares, picks the action, redacts, and hands
-  the row to the first.
+  builds the documents from OLD and NEW, compares, picks the action, redacts, and
+  inserts the row in the name of the actor setting (``write_statement``).
 - ``<table>_audit_links``, one per many-to-many association table: a link added or
   removed is a change of the record on each audited side, as in the flush.
 
@@ -36,9 +34,8 @@ from .common import ACTOR_SETTING, CAPTURED_BY, MARK, LinkSide, quote_column
 
 __all__ = [
     "link_function",
+    "retired_statements",
     "table_function",
-    "write_function",
-    "write_function_name",
 ]
 
 _MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments
@@ -54,50 +51,41 @@ _TRUNCATE_GUARD = f"""
     END IF;"""
 
 
-def write_function_name(tables: AuditTables, dialect: Dialect) -> str:
+def write_statement(
+    tables: AuditTables, entity: int, key: tuple[str, str], dialect: Dialect
+) -> str:
+    """The INSERT of one change a trigger logs (PL/pgSQL variables ``chosen``,
+    ``old_doc``, ``new_doc``, ``difference``), in the name ``auditkeeper.actor`` gives:
+    set by the application's statements and by each flush (a cascade of the flush is
+    logged in its name); without it, a system action. A malformed setting is an error,
+    and the change is refused. Inline in each function: a call per row to a shared
+    function cost a third of the insert."""
+    log = dialect.identifier_preparer.format_table(tables.log)
+    user_type = tables.log.c.user_id.type.compile(dialect=dialect)
+    key_number, key_text = key
+    return f"""INSERT INTO {log} (action, entity_type, number_identifier, entity_key,
+                changed_objects, user_id, user_email, is_impersonated, impersonator_user_id,
+                impersonator_email, tenant_id, reason, transaction_id, context, created_at)
+    SELECT chosen, {entity}, {key_number}, {key_text},
+           jsonb_build_object('previous', old_doc, 'current', new_doc, 'difference', difference),
+           (a ->> 'user_id')::{user_type}, a ->> 'user_email',
+           coalesce((a ->> 'is_impersonated')::boolean, false),
+           (a ->> 'impersonator_user_id')::{user_type}, a ->> 'impersonator_email',
+           a ->> 'tenant_id', a ->> 'reason', {transaction_id_function(tables, dialect)}(),
+           coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object' THEN a -> 'context' END,
+                    '{{}}'::jsonb) || {sql_literal(MARK)}::jsonb,
+           clock_timestamp()
+      FROM (SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true), ''),
+                            '{{}}')::jsonb AS a) AS actor"""
+
+
+def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
+    """Drop what earlier versions installed and the triggers no longer call."""
     preparer = dialect.identifier_preparer
     log = tables.log
     schema = f"{preparer.quote(log.schema)}." if log.schema else ""
-    return f"{schema}{preparer.quote(f'{log.name}_capture_write')}"
-
-
-def write_function(tables: AuditTables, dialect: Dialect) -> str:
-    """The shared tail of every capture: find the actor, write the row."""
-    log = dialect.identifier_preparer.format_table(tables.log)
-    user_type = tables.log.c.user_id.type.compile(dialect=dialect)
-    body = f"""
-DECLARE
-    tx UUID := {transaction_id_function(tables, dialect)}();
-    setting TEXT := current_setting({sql_literal(ACTOR_SETTING)}, true);
-    actor JSONB;
-BEGIN
-    -- Set by the application's statements and by each flush (a cascade of the flush is
-    -- logged in its name); without it, a system action. Malformed: an error, and the
-    -- change is refused.
-    actor := coalesce(nullif(setting, ''), '{{}}')::jsonb;
-    INSERT INTO {log} (action, entity_type, number_identifier, entity_key, changed_objects,
-                       user_id, user_email, is_impersonated, impersonator_user_id,
-                       impersonator_email, tenant_id, reason, transaction_id, context,
-                       created_at)
-    VALUES (action, entity, key_number, key_text,
-            jsonb_build_object('previous', old_doc, 'current', new_doc,
-                               'difference', difference),
-            (actor ->> 'user_id')::{user_type}, actor ->> 'user_email',
-            coalesce((actor ->> 'is_impersonated')::boolean, false),
-            (actor ->> 'impersonator_user_id')::{user_type}, actor ->> 'impersonator_email',
-            actor ->> 'tenant_id', actor ->> 'reason', tx,
-            coalesce(CASE WHEN jsonb_typeof(actor -> 'context') = 'object'
-                          THEN actor -> 'context' END, '{{}}'::jsonb)
-                || {sql_literal(MARK)}::jsonb,
-            clock_timestamp());
-END
-"""
-    return (
-        f"CREATE OR REPLACE FUNCTION {write_function_name(tables, dialect)}("
-        "entity INTEGER, action INTEGER, key_number BIGINT, key_text TEXT, old_doc JSONB, "
-        "new_doc JSONB, difference JSONB) RETURNS void LANGUAGE plpgsql "
-        f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
-    )
+    name = f"{schema}{preparer.quote(f'{log.name}_capture_write')}"
+    return [f"DROP FUNCTION IF EXISTS {name}(INTEGER, INTEGER, BIGINT, TEXT, JSONB, JSONB, JSONB)"]
 
 
 def _logged_already(
@@ -160,6 +148,7 @@ DECLARE
     new_doc JSONB;
     difference JSONB;
     changed TEXT[];
+    field TEXT;
     probe_old JSONB;
     probe_new JSONB;
     chosen INTEGER;
@@ -182,17 +171,22 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     END IF;
     IF TG_OP <> 'INSERT' THEN old_doc := {_document("OLD", plan.columns)}; END IF;
     IF TG_OP <> 'DELETE' THEN new_doc := {_document("NEW", plan.columns)}; END IF;
-    SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
-                coalesce(old_doc -> k, 'null'::jsonb), coalesce(new_doc -> k, 'null'::jsonb))),
-                '{{}}'::jsonb)
-      INTO difference
-      FROM unnest(CASE WHEN TG_OP = 'UPDATE' THEN changed
-                       ELSE ARRAY(SELECT jsonb_object_keys(coalesce(new_doc, old_doc))) END) AS k
-     WHERE CASE TG_OP
-               WHEN 'UPDATE' THEN (old_doc -> k) IS DISTINCT FROM (new_doc -> k)
-               WHEN 'INSERT' THEN jsonb_typeof(new_doc -> k) <> 'null'
-               ELSE jsonb_typeof(old_doc -> k) <> 'null'
-           END;
+    IF TG_OP = 'UPDATE' THEN  -- the few changed columns, without a query
+        difference := '{{}}'::jsonb;
+        FOREACH field IN ARRAY changed LOOP
+            IF (old_doc -> field) IS DISTINCT FROM (new_doc -> field) THEN
+                difference := difference || jsonb_build_object(
+                    field, jsonb_build_array(old_doc -> field, new_doc -> field));
+            END IF;
+        END LOOP;
+    ELSE  -- every field set, against null
+        SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
+                    coalesce(old_doc -> k, 'null'::jsonb), coalesce(new_doc -> k, 'null'::jsonb))),
+                    '{{}}'::jsonb)
+          INTO difference
+          FROM jsonb_object_keys(coalesce(new_doc, old_doc)) AS k
+         WHERE jsonb_typeof(coalesce(new_doc, old_doc) -> k) <> 'null';
+    END IF;
     chosen := CASE TG_OP WHEN 'INSERT' THEN {_code(plan.create)}
                          WHEN 'DELETE' THEN {_code(plan.delete)}
                          ELSE {_update_action(plan)} END;
@@ -200,8 +194,7 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         RETURN NULL;  -- a change this class does not audit, or nothing audited changed
     END IF;
 {_redactions(plan)}
-    PERFORM {write_function_name(tables, dialect)}({entity}, chosen, {key[0]}, {key[1]},
-        old_doc, new_doc, difference);
+    {write_statement(tables, entity, key, dialect)};
     RETURN NULL;
 END
 """
@@ -215,11 +208,11 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
     one)."""
     preparer = dialect.identifier_preparer
     association = preparer.format_table(sides[0].owner.table)
-    write = write_function_name(tables, dialect)
     blocks = []
     for side in sides:
         owner, related = quote_column(side.owner.name), quote_column(side.related.name)
         key_number, key_text = _key("record", side.plan)
+        write = write_statement(tables, side.plan.entity_type, (key_number, key_text), dialect)
         field = sql_literal(side.name)
         covered = _logged_already(
             tables,
@@ -254,8 +247,7 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
                 old_doc := {_document("record", side.plan.columns)};
                 new_doc := old_doc;
 {_redactions(side.plan, indent="                ")}
-                PERFORM {write}({side.plan.entity_type}, chosen, {key_number}, {key_text},
-                    old_doc, new_doc, difference);
+                {write};
             END IF;
         END IF;
     END IF;""")
