@@ -23,7 +23,7 @@ from ..errors import CaptureError
 from .context import current_actor
 from .document import build_row
 from .plan import ClassPlan
-from .trigger_state import flushing
+from .trigger_state import actor_to_announce, flushing, note_actor_set
 from .triggers import has_capture_trigger
 
 if TYPE_CHECKING:
@@ -54,14 +54,13 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     if verb == "update" and plan.update is None and not plan.on_change:
         return None
     connection = state.session.connection(bind_arguments={"mapper": mapper})
-    if connection.dialect.name == "postgresql" and has_capture_trigger(
-        connection, mapper.local_table
-    ):
-        # The capture trigger logs every row the statement changes, as it logs raw SQL,
-        # without reading the rows twice into Python.
+    if connection.dialect.name == "postgresql":
         if current_actor() is None:
             recorder.require_an_actor([mapper])
-        return None
+        if _left_to_trigger(connection, mapper.local_table):
+            # The capture trigger logs every row the statement changes, as it logs raw
+            # SQL, without reading the rows twice into Python.
+            return None
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
     result = _invoke(state)
@@ -80,6 +79,16 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
             rows.append(row)
     recorder.write(state.session, {mapper: rows} if rows else {})
     return result
+
+
+def _left_to_trigger(connection: Connection, table: Any) -> bool:
+    """Whether ``table``'s capture trigger will log the statement: asked in the round trip
+    that tells the triggers who acts, when they do not know yet (one statement)."""
+    setting = actor_to_announce(connection)
+    found = has_capture_trigger(connection, table, actor_setting=setting)
+    if setting is not None:
+        note_actor_set(connection, current_actor())
+    return found
 
 
 def _invoke(state: ORMExecuteState, **kw: Any) -> Result[Any]:
@@ -101,7 +110,7 @@ def _capture_insert(
         return None
     if statement._post_values_clause is not None:  # ON CONFLICT
         connection = state.session.connection(bind_arguments={"mapper": mapper})
-        if has_capture_trigger(connection, mapper.local_table):
+        if _left_to_trigger(connection, mapper.local_table):
             return None  # the capture trigger logs each inserted and each updated row
         raise CaptureError(
             f"INSERT ... ON CONFLICT on audited {plan.class_name} is audited only by the "

@@ -32,6 +32,7 @@ from .triggers.sqlite import PENDING, STATE
 
 __all__ = [
     "actor_setting",
+    "actor_to_announce",
     "flushing",
     "marked_connections",
     "note_actor_set",
@@ -193,10 +194,30 @@ def actor_setting(connection: Connection, actor: Any) -> str:
     )
 
 
+def actor_to_announce(connection: Connection) -> str | None:
+    """PostgreSQL, before a statement whose changes the capture triggers will log: the
+    ``actor_setting`` to send with the caller's own query (then ``note_actor_set``),
+    or None when the triggers know the actor already. Changes still pending in another
+    actor's name are logged first, as before any statement."""
+    transaction = connection.get_transaction()
+    if transaction is None or connection.dialect.name != "postgresql":
+        return None
+    actor = current_actor()
+    cursor = connection.connection.cursor()
+    try:
+        _log_pending_of_another_actor(connection, cursor, transaction, actor)
+    finally:
+        cursor.close()
+    sent = connection.info.get(_SENT)
+    if sent is not None and sent[0]() is transaction and sent[1] is actor:
+        return None
+    return actor_setting(connection, actor)
+
+
 def note_actor_set(connection: Connection, actor: Any) -> None:
-    """PostgreSQL: a flush's own statement has set ``auditkeeper.actor`` to ``actor``
-    (``actor_setting``), so that the cascades of its changes are logged in its name;
-    statements in the same name need not send it again."""
+    """PostgreSQL: auditkeeper's own statement (a flush's rows, a bulk statement's
+    check) has set ``auditkeeper.actor`` to ``actor`` (``actor_setting``); statements
+    in the same name need not send it again."""
     transaction = connection.get_transaction()
     if transaction is not None:
         connection.info[_SENT] = (weakref.ref(transaction), actor)

@@ -129,8 +129,13 @@ def install_capture(recorder: Recorder, connection: Connection) -> int:
     return len(targets.all_tables())
 
 
-def has_capture_trigger(connection: Connection, table: Any) -> bool:
-    """Whether ``table`` has an enabled capture trigger in the connected database."""
+def has_capture_trigger(
+    connection: Connection, table: Any, *, actor_setting: str | None = None
+) -> bool:
+    """Whether ``table`` has an enabled capture trigger in the connected database.
+
+    ``actor_setting`` (PostgreSQL): a value of ``auditkeeper.actor`` to set in the same
+    round trip, for a statement the trigger will log."""
     if not isinstance(table, Table):
         return False
     name, _ = capture_trigger_names(table)
@@ -138,14 +143,15 @@ def has_capture_trigger(connection: Connection, table: Any) -> bool:
         query = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :name"
         found = connection.execute(text(query), {"name": f"{name}_insert"})
         return found.first() is not None
-    found = connection.execute(
-        text(
-            "SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) AND tgname = :name"
-            " AND tgenabled <> 'D'"
-        ),
-        {"table": connection.dialect.identifier_preparer.format_table(table), "name": name},
+    query = (
+        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) "
+        "AND tgname = :name AND tgenabled <> 'D')"
     )
-    return found.first() is not None
+    parameters = {"table": connection.dialect.identifier_preparer.format_table(table), "name": name}
+    if actor_setting is not None:
+        query += f", set_config('{ACTOR_SETTING}', :actor, true)"
+        parameters["actor"] = actor_setting
+    return bool(connection.execute(text(query), parameters).scalar())
 
 
 def _triggers(table: Table, function: str, dialect: Dialect) -> list[str]:
