@@ -44,7 +44,7 @@ _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # run as a script: make ``bench`` importable
     sys.path.insert(0, str(_ROOT))
 
-from bench.models import POSTGRESQL_ONLY, Model, build, item_row, updated_values  # noqa: E402
+from bench.models import Model, build, item_row, updated_values  # noqa: E402
 
 __all__ = ["WORKLOADS", "changed_rows", "describe", "main", "run"]
 
@@ -293,11 +293,12 @@ def _sqlite_pragmas(dbapi_connection: Any, connection_record: Any) -> None:
 
 
 def _seed(engine: Engine, model: Model, rows: int) -> list[int]:
-    """Insert the N items without auditing (one Core executemany, with triggers off for
-    PostgreSQL-Audit, so that it logs nothing either) and return their ids."""
+    """Insert the N items (one Core executemany) and return their ids. On PostgreSQL
+    with triggers off, so that neither PostgreSQL-Audit's nor auditkeeper's capture
+    triggers log them; auditkeeper's SQLite triggers do, before the clock starts."""
     table = model.Item.__table__
     with engine.begin() as connection:
-        if model.variant in POSTGRESQL_ONLY:  # its triggers must not log the seed
+        if engine.dialect.name == "postgresql":  # the triggers must not log the seed
             connection.execute(text("SET LOCAL session_replication_role = replica"))
         connection.execute(insert(table), [item_row(i) for i in range(rows)])
     with engine.connect() as connection:
