@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import Engine, select, text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 import auditkeeper
 from auditkeeper.demo.crm import AuditLogActions as A
 from auditkeeper.demo.crm import AuditLogEntityTypes as T
-from auditkeeper.demo.crm import Crm
+from auditkeeper.demo.crm import Crm, build_crm
 from tests._support import POSTGRES_ONLY, entries
 
 
@@ -130,6 +130,37 @@ def test_installing_drops_the_write_function_earlier_versions_called(crm: Crm, e
         )
     assert [(r.action, r.number_identifier) for r in entries(crm, engine)] == [
         (A.BUSINESS_CREATE, 8)
+    ]
+
+
+@pytest.mark.parametrize("database", ["sqlite"], indirect=True)
+def test_a_sqlite_file_of_an_earlier_version_keeps_capturing(engine: Engine):
+    """Earlier versions kept the flush mark in a ``flushing`` column of the state table;
+    ``create_all`` keeps that table as it is and replaces the triggers."""
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE TABLE auditkeeper_capture_state (id INTEGER PRIMARY KEY CHECK (id = 1), "
+                "flushing INTEGER NOT NULL DEFAULT 0, actor TEXT)"
+            )
+        )
+    crm = build_crm()
+    crm.Base.metadata.create_all(engine)
+    crm.keeper.create_all(engine)
+    factory = sessionmaker(engine)
+    installation = crm.keeper.install(factory)
+    try:
+        with auditkeeper.acting_as_system(), factory() as session:
+            session.add(crm.Business(id=5, name="Flushed", is_active=True))
+            session.commit()
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE businesses SET name = 'Raw' WHERE id = 5"))
+    finally:
+        installation.uninstall()
+    rows = entries(crm, engine)
+    assert [(r.action, bool(r.context)) for r in rows] == [
+        (A.BUSINESS_CREATE, False),  # the flush's row, once
+        (A.BUSINESS_UPDATE, True),  # the trigger's, marked
     ]
 
 

@@ -8,10 +8,10 @@ again only when the actor changes; plain SELECTs never pay for it. On PostgreSQL
 flush's own audit INSERT sets the same setting (``actor_setting``), so that the
 triggers log the database's cascades of the flush in its name.
 
-On SQLite it also marks the statements of a flush or an audited bulk statement
-(``flushing``): the triggers then leave their rows pending, and ``take_pending`` hands
-the flush those it did not log itself. PostgreSQL needs no mark: its triggers run at
-commit and see the flush's rows.
+On SQLite it also marks the statements of a flush or an audited bulk statement (a mark
+row among the pending ones): the triggers then leave their rows pending, and
+``take_pending`` hands the flush those it did not log itself. PostgreSQL needs no mark:
+its triggers run at commit and see the flush's rows.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from ..model import values
 from ..store.writer import OWN_STATEMENT
 from .context import actor_columns, current_actor
 from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX
-from .triggers.sqlite import PENDING, STATE
+from .triggers.sqlite import MARK_SEQ, PENDING, STATE
 
 __all__ = [
     "actor_setting",
@@ -54,6 +54,10 @@ _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
+_SQLITE_MARK = (
+    f"INSERT INTO {PENDING} (seq, log_table, kind, entity_type, action, changed_objects, "
+    f"changed) VALUES ({MARK_SEQ}, '', 'FLUSH', 0, 0, '{{}}', '[]')"
+)
 _PG_CAPTURE_PENDING = f"""DO $auditkeeper$
 DECLARE
     names TEXT;
@@ -114,24 +118,23 @@ def marked_connections() -> tuple[Connection, ...]:
 
 def take_pending(connection: Connection, log_table: str) -> list[dict[str, Any]]:
     """SQLite: end the flush's mark and take the rows its triggers left pending (the
-    caller drops those it logs itself and writes the rest)."""
-    connection.info.pop(_MARKED, None)
-    if not connection.info.get(_HAS_STATE):
+    caller drops those it logs itself and writes the rest), in one statement. Without
+    a mark, the triggers left nothing pending."""
+    if not connection.info.pop(_MARKED, None) or not connection.info.get(_HAS_STATE):
         return []
     cursor = connection.connection.cursor()
     try:
         cursor.execute(
-            "SELECT kind, entity_type, action, number_identifier, entity_key, "
-            f"changed_objects, changed FROM {PENDING} WHERE log_table = ? ORDER BY seq",
+            f"DELETE FROM {PENDING} WHERE seq = {MARK_SEQ} OR log_table = ? RETURNING seq, "
+            "kind, entity_type, action, number_identifier, entity_key, changed_objects, "
+            "changed",
             (log_table,),
         )
         names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        if rows:
-            cursor.execute(f"DELETE FROM {PENDING} WHERE log_table = ?", (log_table,))
-        cursor.execute(f"UPDATE {STATE} SET flushing = 0 WHERE id = 1 AND flushing = 1")
+        taken = sorted(cursor.fetchall())  # RETURNING promises no order: by seq
     finally:
         cursor.close()
+    rows = [dict(zip(names, row, strict=True)) for row in taken if row[0] != MARK_SEQ]
     for row in rows:
         row["changed_objects"] = values.loads(row["changed_objects"])
         row["changed"] = values.loads(row["changed"])
@@ -172,7 +175,7 @@ def _before_execute(
     has_it = sent is not None and sent[0]() is transaction and sent[1] is actor
     if flushing.get():
         if sqlite and not connection.info.get(_MARKED):
-            cursor.execute(f"UPDATE {STATE} SET flushing = 1 WHERE id = 1")
+            cursor.execute(_SQLITE_MARK)
             connection.info[_MARKED] = True
             _marked.set((*_marked.get(), connection))
         if sqlite or not sent_now or has_it:

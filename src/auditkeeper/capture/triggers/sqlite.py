@@ -4,12 +4,13 @@ SQLite has no deferred triggers and no roles, so the design differs from Postgre
 
 - Each audited table has an ``AFTER`` trigger per verb. It builds the row (documents,
   difference, action, key) into ``auditkeeper_capture_pending``.
-- When no flush is running (``auditkeeper_capture_state.flushing = 0``: raw SQL, another
-  program such as ``sqlite3``), the trigger moves that row into the log at once, with the
-  actor the application put in the state row (or none: a system action).
-- While a flush or an audited bulk statement runs, auditkeeper sets ``flushing = 1``;
-  the rows stay pending, and the flush, once its statements ran, drops those it logs
-  itself and writes the rest (cascades done by the database) with its own actor.
+- When no flush is running (raw SQL, another program such as ``sqlite3``), the trigger
+  moves that row into the log at once, with the actor the application put in the state
+  row (or none: a system action).
+- While a flush or an audited bulk statement runs, a mark row (``seq`` 0) is pending
+  too; the rows stay pending, and the flush, once its statements ran, takes them all
+  with the mark in one ``DELETE ... RETURNING``, drops those it logs itself and writes
+  the rest (cascades done by the database) with its own actor.
 
 Any connection can drop a SQLite trigger: on SQLite the triggers make raw SQL and
 cascades visible; they cannot make the log tamper-proof against the file's owner.
@@ -26,17 +27,29 @@ from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
 from .common import MARK, LinkSide, quote_column
 
-__all__ = ["PENDING", "STATE", "link_triggers", "support_statements", "table_triggers"]
+__all__ = [
+    "MARK_SEQ",
+    "PENDING",
+    "STATE",
+    "link_triggers",
+    "support_statements",
+    "table_triggers",
+]
 
 STATE = "auditkeeper_capture_state"
-"""One row: whether a flush is running, and the actor of the application's raw SQL."""
+"""One row: the actor of the application's raw SQL."""
 
 PENDING = "auditkeeper_capture_pending"
-"""Rows a trigger built while a flush ran, for the flush to take or drop."""
+"""Rows a trigger built while a flush ran, for the flush to take or drop; and the mark
+of a running flush."""
 
 _VERBS = ("INSERT", "UPDATE", "DELETE")
+MARK_SEQ = 0
+"""The ``seq`` of the pending row that marks a running flush (triggers' rows count from 1)."""
+
 _MOVABLE = (
-    f"(SELECT CASE flushing WHEN 0 THEN 0 ELSE 9223372036854775807 END FROM {STATE} WHERE id = 1)"
+    f"(SELECT CASE WHEN EXISTS (SELECT 1 FROM {PENDING} WHERE seq = {MARK_SEQ}) "
+    "THEN 9223372036854775807 ELSE 0 END)"
 )
 """The first pending ``seq`` a trigger may move to the log: every row outside a flush
 (only the firing's own rows are pending then), none during one. A bound on the key, not
@@ -48,8 +61,7 @@ _REDACTED_JSON = sql_literal(f'"{REDACTED}"')
 def support_statements() -> list[str]:
     """The state and pending tables (shared by every audit log in the file)."""
     return [
-        f"CREATE TABLE IF NOT EXISTS {STATE} (id INTEGER PRIMARY KEY CHECK (id = 1), "
-        "flushing INTEGER NOT NULL DEFAULT 0, actor TEXT)",
+        f"CREATE TABLE IF NOT EXISTS {STATE} (id INTEGER PRIMARY KEY CHECK (id = 1), actor TEXT)",
         f"INSERT OR IGNORE INTO {STATE} (id) VALUES (1)",
         f"CREATE TABLE IF NOT EXISTS {PENDING} (seq INTEGER PRIMARY KEY, log_table TEXT NOT "
         "NULL, kind TEXT NOT NULL, entity_type INTEGER NOT NULL, action INTEGER NOT NULL, "
