@@ -813,6 +813,27 @@ def test_timedelta_is_exact_or_refused() -> None:
         to_json_value(dt.timedelta(days=10**6, microseconds=1))
 
 
+_JSON_TEXT = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
+_DOCUMENTS = st.recursive(
+    st.none() | st.booleans() | st.integers() | _JSON_TEXT,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(_JSON_TEXT, children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(_DOCUMENTS)
+@example({"digits in text": "1" * 25, "n": 10**18})
+@example([-(2**63) - 1, "x" * 19])
+def test_loads_reads_back_every_document_from_text_or_bytes(document) -> None:
+    """Integers of any size survive (the long-number check sees digits in strings too,
+    and then the slower decoder keeps everything)."""
+    text = dumps(document)
+    assert loads(text) == document
+    assert loads(text.encode("utf-8")) == document
+
+
 def test_loads_accepts_what_orjson_refuses() -> None:
     assert loads("[1, 2]") == [1, 2]
     assert math.isnan(loads("NaN"))  # stdlib json extension, never written by dumps

