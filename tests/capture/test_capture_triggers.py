@@ -133,6 +133,34 @@ def test_installing_drops_the_write_function_earlier_versions_called(crm: Crm, e
     ]
 
 
+@POSTGRES_ONLY
+def test_installing_rebuilds_the_transaction_index_of_an_earlier_version(crm: Crm, engine: Engine):
+    """Earlier versions indexed the key columns, which let the planner serve the
+    triggers' lookup with the record's own index (its whole history at each change)."""
+    with engine.begin() as connection:
+        connection.execute(text("DROP INDEX ix_audit_log_transaction"))
+        connection.execute(
+            text(
+                "CREATE INDEX ix_audit_log_transaction ON audit_log "
+                "(transaction_id, entity_type, number_identifier, entity_key)"
+            )
+        )
+    crm.keeper.create_all(engine)
+    with engine.connect() as connection:
+        found = connection.execute(
+            text("SELECT pg_get_indexdef(to_regclass('ix_audit_log_transaction'))")
+        )
+        definition = found.scalar_one()
+    assert "COALESCE" in definition and "number_identifier, entity_key)" not in definition
+    with engine.begin() as connection:  # and raw SQL is still logged
+        connection.execute(
+            text("INSERT INTO businesses (id, name, is_active) VALUES (8, 'B', true)")
+        )
+    assert [(r.action, r.number_identifier) for r in entries(crm, engine)] == [
+        (A.BUSINESS_CREATE, 8)
+    ]
+
+
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_a_sqlite_file_of_an_earlier_version_keeps_capturing(engine: Engine):
     """Earlier versions kept the flush mark in a ``flushing`` column of the state table;

@@ -31,7 +31,12 @@ from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
 from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, LinkSide
-from .postgresql import link_function, retired_statements, table_function
+from .postgresql import (
+    link_function,
+    retired_statements,
+    table_function,
+    transaction_index_statement,
+)
 
 if TYPE_CHECKING:
     from ..recorder import Recorder
@@ -98,7 +103,10 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
         for sides in targets.links.values():
             statements += sqlite.link_triggers(tables, sides, dialect)
         return statements
-    statements = retired_statements(tables, dialect)
+    statements = [
+        *retired_statements(tables, dialect),
+        transaction_index_statement(tables, dialect),
+    ]
     for table, (function, definition) in capture_functions(tables, targets, dialect).items():
         statements += [definition, *_triggers(table, function, dialect)]
     return statements

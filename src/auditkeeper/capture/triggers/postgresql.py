@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
+from sqlalchemy.schema import CreateIndex
 
 from ...model.ddl import transaction_id_function
 from ...model.sql_values import (
@@ -27,7 +28,7 @@ from ...model.sql_values import (
     same_value_expression,
     sql_literal,
 )
-from ...model.tables import AuditTables
+from ...model.tables import AuditTables, record_key_expression
 from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
 from .common import ACTOR_SETTING, CAPTURED_BY, MARK, LinkSide, quote_column
@@ -36,6 +37,7 @@ __all__ = [
     "link_function",
     "retired_statements",
     "table_function",
+    "transaction_index_statement",
 ]
 
 _MAX_ARGUMENTS = 100  # PostgreSQL's limit on a function's arguments
@@ -88,6 +90,28 @@ def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
     return [f"DROP FUNCTION IF EXISTS {name}(INTEGER, INTEGER, BIGINT, TEXT, JSONB, JSONB, JSONB)"]
 
 
+def transaction_index_statement(tables: AuditTables, dialect: Dialect) -> str:
+    """Bring the log's transaction index to the form the triggers' lookup needs (the
+    record's key as one text, ``record_key_expression``): databases created by earlier
+    versions have it on the key columns, which let the planner prefer the record's own
+    index and read a record's whole history at each change. Rebuilding it locks the
+    log against writes once."""
+    preparer = dialect.identifier_preparer
+    index = next(i for i in tables.log.indexes if i.name == f"ix_{tables.log.name}_transaction")
+    schema = f"{preparer.quote(tables.log.schema)}." if tables.log.schema else ""
+    name = f"{schema}{preparer.quote(str(index.name))}"
+    create = str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+    return f"""DO $auditkeeper$
+BEGIN
+    IF to_regclass({sql_literal(name)}) IS NOT NULL
+       AND pg_get_indexdef(to_regclass({sql_literal(name)})) NOT LIKE '%COALESCE%' THEN
+        DROP INDEX {name};
+    END IF;
+    {create};
+END
+$auditkeeper$"""
+
+
 def _logged_already(
     tables: AuditTables,
     entity: int,
@@ -120,14 +144,13 @@ def _logged_already(
                     AND (l.changed_objects -> 'previous') @> probe_old
                     AND (l.changed_objects -> 'current') @> probe_new{_same_updates(plan, changed)}
            END"""
-    record = (
-        f"l.number_identifier = {key_number} AND l.entity_key IS NULL"
-        if key_text == "NULL::text"
-        else f"l.number_identifier IS NULL AND l.entity_key = {key_text}"
-    )
+    # The record's key as the transaction index holds it: only that index can serve
+    # the lookup (``transaction_index_statement``).
+    stored_key = record_key_expression(tables.log.alias("l")).compile(dialect=dialect)
+    key_as_text = f"({key_number})::text" if key_text == "NULL::text" else key_text
     return f"""EXISTS (SELECT 1 FROM {log} l
          WHERE l.transaction_id = {transaction_id_function(tables, dialect)}()
-           AND l.entity_type = {entity} AND {record} AND {_NOT_OURS}
+           AND l.entity_type = {entity} AND {stored_key} = {key_as_text} AND {_NOT_OURS}
            AND {same_change})"""
 
 
