@@ -180,15 +180,11 @@ def build_tables(
         comment="auditkeeper: append-only audit log (one row per audited change)",
     )
     # A transaction's rows, and one record's among them: the capture triggers look a
-    # record up there for each change they might log twice (docs/raw-sql.md), by the key
-    # as one text (``record_key_expression``), so that no other index can serve that
-    # lookup: the record's own index would read its whole history at each change.
-    Index(
-        f"ix_{name}_transaction",
-        log.c.transaction_id,
-        log.c.entity_type,
-        record_key_expression(log),
-    )
+    # record up there for each change they might log twice (docs/raw-sql.md), by its
+    # type and key as one text (``record_key_expression``), so that no other index can
+    # serve that lookup: the record's own index would read its whole history, or a
+    # plan made on a near-empty log every row of the type, at each change.
+    Index(f"ix_{name}_transaction", log.c.transaction_id, record_key_expression(log))
     event.listen(log, "after_create", _set_storage)
 
     catalogue = Table(
@@ -207,9 +203,9 @@ def build_tables(
 
 
 def record_key_expression(log: FromClause) -> ColumnElement[str]:
-    """A record's key as one text, whichever column holds it (an entity type has one
-    kind of key): the last column of the transaction index."""
-    return _RecordKey(log.c.number_identifier, log.c.entity_key)
+    """A record as one text, ``<entity type>:<key>``, whichever column holds the key (an
+    entity type has one kind of key): the second column of the transaction index."""
+    return _RecordKey(log.c.entity_type, log.c.number_identifier, log.c.entity_key)
 
 
 class _RecordKey(FunctionElement[str]):
@@ -220,8 +216,8 @@ class _RecordKey(FunctionElement[str]):
 
 @compiles(_RecordKey)
 def _record_key_default(element: _RecordKey, compiler: Any, **kw: Any) -> str:
-    number, key = (compiler.process(c, **kw) for c in element.clauses)
-    return f"coalesce(CAST({number} AS TEXT), {key})"
+    kind, number, key = (compiler.process(c, **kw) for c in element.clauses)
+    return f"CAST({kind} AS TEXT) || ':' || coalesce(CAST({number} AS TEXT), {key})"
 
 
 @compiles(_RecordKey, "postgresql")

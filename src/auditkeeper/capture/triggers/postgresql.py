@@ -104,7 +104,7 @@ def transaction_index_statement(tables: AuditTables, dialect: Dialect) -> str:
     return f"""DO $auditkeeper$
 BEGIN
     IF to_regclass({sql_literal(name)}) IS NOT NULL
-       AND pg_get_indexdef(to_regclass({sql_literal(name)})) NOT LIKE '%COALESCE%' THEN
+       AND pg_get_indexdef(to_regclass({sql_literal(name)})) NOT LIKE '%entity_type)::text%' THEN
         DROP INDEX {name};
     END IF;
     {create};
@@ -150,7 +150,7 @@ def _logged_already(
     key_as_text = f"({key_number})::text" if key_text == "NULL::text" else key_text
     return f"""EXISTS (SELECT 1 FROM {log} l
          WHERE l.transaction_id = {transaction_id_function(tables, dialect)}()
-           AND l.entity_type = {entity} AND {stored_key} = {key_as_text} AND {_NOT_OURS}
+           AND {stored_key} = {sql_literal(f"{entity}:")} || {key_as_text} AND {_NOT_OURS}
            AND {same_change})"""
 
 
@@ -292,10 +292,14 @@ END
 
 def _trigger_function(name: str, body: str) -> str:
     # The search path of the installation, so that the table and log names resolve the
-    # same whatever the session that fires the trigger has set.
+    # same whatever the session that fires the trigger has set. No sequential scans: a
+    # plan made while the log was nearly empty would otherwise stay a scan of the log
+    # for the rest of the session (a 10,000-row raw UPDATE then read the log at each
+    # row, quadratic); the lookup always has its index.
     return (
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
-        f"SET search_path FROM CURRENT AS $auditkeeper${body}$auditkeeper$"
+        "SET search_path FROM CURRENT SET enable_seqscan = off "
+        f"AS $auditkeeper${body}$auditkeeper$"
     )
 
 
