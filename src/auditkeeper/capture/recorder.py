@@ -42,7 +42,7 @@ from .document import build_row
 from .events import add_annotation_rows
 from .plan import ClassPlan, build_plan
 from .trigger_state import (
-    actor_setting,
+    actor_setting_to_send,
     flushing,
     marked_connections,
     note_actor_set,
@@ -256,14 +256,14 @@ class Recorder:
             for row in cascaded:
                 row.update(stamp)
                 row["context"] = {**(row["context"] or {}), CAPTURED_BY: "database trigger"}
-            if connection.dialect.name == "postgresql":
-                # PostgreSQL's triggers log the database's cascades of this flush at
-                # commit, in the name the setting gives then: the flush's rows set it.
-                setting = {ACTOR_SETTING: actor_setting(connection, actor)}
-                self.insert_rows(connection, rows, settings=setting)
+            # PostgreSQL's triggers log the database's cascades of this flush at commit,
+            # in the name the setting gives then: the flush's rows set it, unless this
+            # transaction's setting names this actor already.
+            setting = actor_setting_to_send(connection, actor)
+            settings = None if setting is None else {ACTOR_SETTING: setting}
+            self.insert_rows(connection, rows + cascaded, settings=settings)
+            if settings is not None:
                 note_actor_set(connection, actor)
-            else:
-                self.insert_rows(connection, rows + cascaded)
 
     def require_an_actor(self, mappers: list[Mapper[Any]]) -> None:
         """Raise ``ActorError`` if this log requires an actor (there is none)."""

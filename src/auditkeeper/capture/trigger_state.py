@@ -31,7 +31,7 @@ from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX
 from .triggers.sqlite import MARK_SEQ, PENDING, STATE
 
 __all__ = [
-    "actor_setting",
+    "actor_setting_to_send",
     "actor_to_announce",
     "flushing",
     "marked_connections",
@@ -172,7 +172,7 @@ def _before_execute(
         _log_pending_of_another_actor(connection, cursor, transaction, actor)
     sent = connection.info.get(_SENT)
     sent_now = sent is not None and sent[0]() is transaction
-    has_it = sent is not None and sent[0]() is transaction and sent[1] is actor
+    has_it = sent_now and sent is not None and sent[1] is actor
     if flushing.get():
         if sqlite and not connection.info.get(_MARKED):
             cursor.execute(_SQLITE_MARK)
@@ -197,6 +197,18 @@ def actor_setting(connection: Connection, actor: Any) -> str:
     )
 
 
+def actor_setting_to_send(connection: Connection, actor: Any) -> str | None:
+    """PostgreSQL: ``actor_setting`` for auditkeeper's own statement to set, or None when
+    this transaction's setting names ``actor`` already (then ``note_actor_set``)."""
+    transaction = connection.get_transaction()
+    if transaction is None or connection.dialect.name != "postgresql":
+        return None
+    sent = connection.info.get(_SENT)
+    if sent is not None and sent[0]() is transaction and sent[1] is actor:
+        return None
+    return actor_setting(connection, actor)
+
+
 def actor_to_announce(connection: Connection) -> str | None:
     """PostgreSQL, before a statement whose changes the capture triggers will log: the
     ``actor_setting`` to send with the caller's own query (then ``note_actor_set``),
@@ -211,10 +223,7 @@ def actor_to_announce(connection: Connection) -> str | None:
         _log_pending_of_another_actor(connection, cursor, transaction, actor)
     finally:
         cursor.close()
-    sent = connection.info.get(_SENT)
-    if sent is not None and sent[0]() is transaction and sent[1] is actor:
-        return None
-    return actor_setting(connection, actor)
+    return actor_setting_to_send(connection, actor)
 
 
 def note_actor_set(connection: Connection, actor: Any) -> None:

@@ -51,7 +51,8 @@ def write_rows(
     computed = dict(computed or {})
     try:
         names = tuple(rows[0])
-        if connection.dialect.name == "postgresql" and all(tuple(r) == names for r in rows):
+        keys = set(names)
+        if connection.dialect.name == "postgresql" and all(r.keys() == keys for r in rows):
             _insert_as_json(connection, table, names, rows, computed, settings or {})
             return
         statement = table.insert().execution_options(**{OWN_STATEMENT: True})
