@@ -161,6 +161,27 @@ def test_a_replaced_capture_function_is_stale(crm: Crm, engine: Engine) -> None:
     assert crm.keeper.check(engine) == []
 
 
+@POSTGRES_ONLY
+def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, engine: Engine):
+    run(engine, "DROP TRIGGER leads_audit_deletes ON leads")
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["missing-trigger"]
+    assert "leads_audit_deletes on leads" in problems[0].message
+    assert "bulk DELETEs are logged row by row" in problems[0].message
+    crm.keeper.create_all(engine)
+    run(engine, "ALTER TABLE leads DISABLE TRIGGER leads_audit_updates")
+    assert kinds(crm, engine) == ["disabled-trigger"]
+    run(engine, "ALTER TABLE leads ENABLE TRIGGER leads_audit_updates")
+    run(
+        engine,
+        "CREATE OR REPLACE FUNCTION leads_audit_statement() RETURNS trigger "
+        "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+    )
+    assert kinds(crm, engine) == ["stale-trigger", "stale-trigger"]  # its two triggers
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_sqlite_capture_triggers_missing_or_stale_are_reported(crm: Crm, engine: Engine):
     run(engine, "DROP TRIGGER leads_audit_capture_update")

@@ -26,6 +26,8 @@ from .triggers import (
     capture_targets,
     capture_trigger_names,
     existing_tables,
+    statement_functions,
+    statement_trigger_names,
 )
 
 if TYPE_CHECKING:
@@ -112,22 +114,33 @@ def _sqlite_capture_problems(keeper: Auditkeeper, connection: Connection) -> lis
 
 
 def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
-    """Audited tables whose capture trigger is missing, disabled, or out of date with
-    the table's audited columns (raw SQL on them would go unlogged or be logged wrong)."""
+    """Audited tables whose capture triggers are missing, disabled, or out of date with
+    the table's audited columns (raw SQL on them would go unlogged or be logged wrong;
+    without its statement triggers a bulk statement falls back to the row trigger)."""
     recorder = keeper._recorder
     targets = capture_targets(recorder, present=existing_tables(recorder, connection))
-    functions = capture_functions(keeper.tables, targets, connection.dialect)
+    dialect = connection.dialect
+    expected = [
+        (
+            table,
+            capture_trigger_names(table)[0],
+            definition,
+            "changes made outside the ORM go unlogged",
+        )
+        for table, (_, definition) in capture_functions(keeper.tables, targets, dialect).items()
+    ]
+    for table, (_, definition) in statement_functions(keeper.tables, targets, dialect).items():
+        expected += [
+            (table, name, definition, f"bulk {verb}s are logged row by row, more slowly")
+            for verb, name in statement_trigger_names(table, targets.tables[table]).items()
+        ]
     problems = []
-    for table, (_, definition) in functions.items():
-        trigger, _ = capture_trigger_names(table)
+    for table, trigger, definition, consequence in expected:
         found = _postgresql_triggers(connection, table).get(trigger)
+        where = f"capture trigger {trigger} on {table.fullname}"
         if found is None:
             problems.append(
-                Problem(
-                    "missing-trigger",
-                    f"capture trigger {trigger} on {table.fullname} is missing, so changes "
-                    "made outside the ORM go unlogged: run create_all",
-                )
+                Problem("missing-trigger", f"{where} is missing, so {consequence}: run create_all")
             )
             continue
         enabled, source = found
@@ -135,8 +148,7 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
             problems.append(
                 Problem(
                     "disabled-trigger",
-                    f"capture trigger {trigger} on {table.fullname} is disabled, so changes "
-                    f"made outside the ORM go unlogged: ALTER TABLE {table.fullname} "
+                    f"{where} is disabled, so {consequence}: ALTER TABLE {table.fullname} "
                     f"ENABLE TRIGGER {trigger}",
                 )
             )
@@ -144,8 +156,8 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
             problems.append(
                 Problem(
                     "stale-trigger",
-                    f"capture trigger {trigger} on {table.fullname} does not match the "
-                    "table's audited columns and declaration: run create_all",
+                    f"{where} does not match the table's audited columns and declaration: "
+                    "run create_all",
                 )
             )
     return problems

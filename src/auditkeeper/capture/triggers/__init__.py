@@ -13,9 +13,12 @@ no setting can make the trigger skip a change: the only thing that stops it is a
 audit row.
 
 The actor comes from the transaction-local setting ``auditkeeper.actor`` (JSON, which
-``trigger_state.py`` sets before the application's own SQL); without it, from the other
-rows of the same transaction (a cascade of an ORM delete is the ORM actor's); else the
-row is a system action.
+``trigger_state.py`` sets before the application's own SQL, and each flush's audit
+INSERT for its cascades); without it, the row is a system action.
+
+PostgreSQL also has *statement* triggers with transition tables: a bulk ``update()`` or
+``delete()`` announced by the session (``auditkeeper.statement``) is logged by them in
+one set-based INSERT, and its rows skip the row trigger (``bulk.py``).
 """
 
 from __future__ import annotations
@@ -27,13 +30,18 @@ from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
 
+from ...model.sql_values import sql_literal
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
-from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, LinkSide
+from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, STATEMENT_SETTING, LinkSide
 from .postgresql import (
+    NEW_ROWS,
+    OLD_ROWS,
     link_function,
     retired_statements,
+    statement_function,
+    statement_token,
     table_function,
     transaction_index_statement,
 )
@@ -50,8 +58,11 @@ __all__ = [
     "capture_targets",
     "capture_trigger_names",
     "existing_tables",
+    "forget_statement",
     "has_capture_trigger",
     "install_capture",
+    "statement_functions",
+    "statement_trigger_names",
 ]
 
 
@@ -70,6 +81,16 @@ class CaptureTargets:
 def capture_trigger_names(table: Table) -> tuple[str, str]:
     """``(row trigger, truncate trigger)`` names on an audited or association table."""
     return f"{table.name}{CAPTURE_SUFFIX}", f"{table.name}_audit_no_truncate"
+
+
+def statement_trigger_names(table: Table, plan: ClassPlan) -> dict[str, str]:
+    """``{"UPDATE" | "DELETE": statement trigger name}`` on an audited PostgreSQL table,
+    for the verbs its class audits."""
+    audited = {
+        "UPDATE": plan.update is not None or bool(plan.on_change),
+        "DELETE": plan.delete is not None,
+    }
+    return {verb: f"{table.name}_audit_{verb.lower()}s" for verb, on in audited.items() if on}
 
 
 def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> CaptureTargets:
@@ -108,8 +129,29 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
         transaction_index_statement(tables, dialect),
     ]
     for table, (function, definition) in capture_functions(tables, targets, dialect).items():
-        statements += [definition, *_triggers(table, function, dialect)]
+        announced = table in targets.tables and bool(
+            statement_trigger_names(table, targets.tables[table])
+        )
+        statements += [definition, *_triggers(table, function, dialect, announced=announced)]
+    for table, (function, definition) in statement_functions(tables, targets, dialect).items():
+        statements += [
+            definition,
+            *_statement_triggers(table, targets.tables[table], function, dialect),
+        ]
     return statements
+
+
+def statement_functions(
+    tables: AuditTables, targets: CaptureTargets, dialect: Dialect
+) -> dict[Table, tuple[str, str]]:
+    """PostgreSQL: ``{table: (function name, CREATE FUNCTION statement)}`` of the
+    statement triggers, which log an announced bulk UPDATE or DELETE set-based."""
+    functions = {}
+    for table, plan in targets.tables.items():
+        if statement_trigger_names(table, plan):
+            name = _function_name(table, "audit_statement", dialect)
+            functions[table] = (name, statement_function(tables, name, table, plan, dialect))
+    return functions
 
 
 def capture_functions(
@@ -138,12 +180,18 @@ def install_capture(recorder: Recorder, connection: Connection) -> int:
 
 
 def has_capture_trigger(
-    connection: Connection, table: Any, *, actor_setting: str | None = None
+    connection: Connection,
+    table: Any,
+    *,
+    actor_setting: str | None = None,
+    statement_trigger: str | None = None,
 ) -> bool:
     """Whether ``table`` has an enabled capture trigger in the connected database.
 
-    ``actor_setting`` (PostgreSQL): a value of ``auditkeeper.actor`` to set in the same
-    round trip, for a statement the trigger will log."""
+    PostgreSQL, in the same round trip: ``actor_setting`` is a value of
+    ``auditkeeper.actor`` to set, for a statement the triggers will log;
+    ``statement_trigger`` names the statement trigger that is to log the next statement
+    set-based, announced in ``auditkeeper.statement`` if it is there and enabled."""
     if not isinstance(table, Table):
         return False
     name, _ = capture_trigger_names(table)
@@ -159,21 +207,61 @@ def has_capture_trigger(
     if actor_setting is not None:
         query += f", set_config('{ACTOR_SETTING}', :actor, true)"
         parameters["actor"] = actor_setting
+    if statement_trigger is not None:
+        query += (
+            f", set_config('{STATEMENT_SETTING}', CASE WHEN EXISTS (SELECT 1 FROM pg_trigger "
+            "WHERE tgrelid = to_regclass(:table) AND tgname = :statement "
+            "AND tgenabled <> 'D') THEN :table ELSE '' END, true)"
+        )
+        parameters["statement"] = statement_trigger
     return bool(connection.execute(text(query), parameters).scalar())
 
 
-def _triggers(table: Table, function: str, dialect: Dialect) -> list[str]:
+def forget_statement(connection: Connection) -> None:
+    """Withdraw an announcement that its statement did not use (it failed before it
+    reached the database, in a transaction that goes on)."""
+    connection.execute(text(f"SELECT set_config('{STATEMENT_SETTING}', '', true)"))
+
+
+def _triggers(table: Table, function: str, dialect: Dialect, *, announced: bool) -> list[str]:
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
+    # An announced bulk statement's own rows (depth 0) are its statement trigger's; the
+    # rows of cascades and of other triggers still come here.
+    when = (
+        f" WHEN (pg_trigger_depth() > 0 OR current_setting('{STATEMENT_SETTING}', true) "
+        f"IS DISTINCT FROM {sql_literal(statement_token(table, dialect))})"
+        if announced
+        else ""
+    )
     return [
         f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
         f"CREATE CONSTRAINT TRIGGER {row_trigger} AFTER INSERT OR UPDATE OR DELETE "
-        f"ON {quoted} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION {function}()",
+        f"ON {quoted} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW{when} "
+        f"EXECUTE FUNCTION {function}()",
         f"DROP TRIGGER IF EXISTS {truncate_trigger} ON {quoted}",
         f"CREATE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {quoted} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
     ]
+
+
+def _statement_triggers(
+    table: Table, plan: ClassPlan, function: str, dialect: Dialect
+) -> list[str]:
+    preparer = dialect.identifier_preparer
+    quoted = preparer.format_table(table)
+    statements = []
+    for verb, name in statement_trigger_names(table, plan).items():
+        tables = f"OLD TABLE AS {OLD_ROWS}" + (
+            f" NEW TABLE AS {NEW_ROWS}" if verb == "UPDATE" else ""
+        )
+        statements += [
+            f"DROP TRIGGER IF EXISTS {preparer.quote(name)} ON {quoted}",
+            f"CREATE TRIGGER {preparer.quote(name)} AFTER {verb} ON {quoted} "
+            f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+        ]
+    return statements
 
 
 def _function_name(table: Table, suffix: str, dialect: Dialect) -> str:

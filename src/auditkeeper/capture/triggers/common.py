@@ -14,12 +14,18 @@ __all__ = [
     "CAPTURE_SUFFIX",
     "CAPTURED_BY",
     "MARK",
+    "STATEMENT_MARK",
+    "STATEMENT_SETTING",
     "LinkSide",
     "quote_column",
 ]
 
 ACTOR_SETTING = "auditkeeper.actor"
 """The transaction-local PostgreSQL setting that carries the actor to the triggers."""
+
+STATEMENT_SETTING = "auditkeeper.statement"
+"""The transaction-local PostgreSQL setting by which a bulk statement hands its rows to
+the table's statement triggers: the quoted name of the table it changes."""
 
 CAPTURE_SUFFIX = "_audit_capture"
 """The end of every capture trigger's name (``<table>_audit_capture``)."""
@@ -29,6 +35,10 @@ CAPTURED_BY = "captured_by"
 
 MARK = '{"captured_by": "database trigger"}'
 """What a trigger adds to a row's ``context``."""
+
+STATEMENT_MARK = '{"captured_by": "database statement trigger"}'
+"""What a PostgreSQL statement trigger adds instead: its rows, like the flush's, cover
+the changes they describe (``postgresql._logged_already``)."""
 
 
 @dataclass(frozen=True, slots=True)

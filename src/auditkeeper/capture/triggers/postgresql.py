@@ -31,11 +31,22 @@ from ...model.sql_values import (
 from ...model.tables import AuditTables, record_key_expression
 from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
-from .common import ACTOR_SETTING, CAPTURED_BY, MARK, LinkSide, quote_column
+from .common import (
+    ACTOR_SETTING,
+    MARK,
+    STATEMENT_MARK,
+    STATEMENT_SETTING,
+    LinkSide,
+    quote_column,
+)
 
 __all__ = [
+    "NEW_ROWS",
+    "OLD_ROWS",
     "link_function",
     "retired_statements",
+    "statement_function",
+    "statement_token",
     "table_function",
     "transaction_index_statement",
 ]
@@ -45,7 +56,8 @@ _REFUSE_TRUNCATE = (
     "auditkeeper: TRUNCATE of audited table % is refused: it would remove rows without "
     "logging them; DELETE them instead"
 )
-_NOT_OURS = f"NOT coalesce(l.context ? {sql_literal(CAPTURED_BY)}, false)"
+# Rows of the row triggers cover only the change each was written for.
+_NOT_OURS = f"NOT coalesce(l.context @> {sql_literal(MARK)}::jsonb, false)"
 _TRUNCATE_GUARD = f"""
     IF TG_OP = 'TRUNCATE' THEN
         RAISE EXCEPTION {sql_literal(_REFUSE_TRUNCATE)}, TG_TABLE_NAME
@@ -53,32 +65,53 @@ _TRUNCATE_GUARD = f"""
     END IF;"""
 
 
+_VARIABLES = ("chosen", "old_doc", "new_doc", "difference")
+
+
 def write_statement(
-    tables: AuditTables, entity: int, key: tuple[str, str], dialect: Dialect
+    tables: AuditTables,
+    entity: int,
+    key: tuple[str, str],
+    dialect: Dialect,
+    *,
+    written: tuple[str, str, str, str] = _VARIABLES,
+    source: str = "",
+    where: str = "",
+    mark: str = MARK,
 ) -> str:
-    """The INSERT of one change a trigger logs (PL/pgSQL variables ``chosen``,
-    ``old_doc``, ``new_doc``, ``difference``), in the name ``auditkeeper.actor`` gives:
+    """The INSERT of the changes a trigger logs, in the name ``auditkeeper.actor`` gives:
     set by the application's statements and by each flush (a cascade of the flush is
     logged in its name); without it, a system action. A malformed setting is an error,
     and the change is refused. Inline in each function: a call per row to a shared
-    function cost a third of the insert."""
+    function cost a third of the insert.
+
+    ``written`` are the action, previous, current and difference expressions (by default
+    the row function's PL/pgSQL variables); ``source`` the FROM items (each followed by a
+    comma) and ``where`` the condition that give them one row per change (a statement
+    trigger's transition tables)."""
     log = dialect.identifier_preparer.format_table(tables.log)
     user_type = tables.log.c.user_id.type.compile(dialect=dialect)
     key_number, key_text = key
+    chosen, previous, current, difference = written
+    # ``actor.a`` qualified: a transition table may have a column named ``a``.
+    condition = f"\n     WHERE {where}" if where else ""
     return f"""INSERT INTO {log} (action, entity_type, number_identifier, entity_key,
                 changed_objects, user_id, user_email, is_impersonated, impersonator_user_id,
                 impersonator_email, tenant_id, reason, transaction_id, context, created_at)
-    SELECT chosen, {entity}, {key_number}, {key_text},
-           jsonb_build_object('previous', old_doc, 'current', new_doc, 'difference', difference),
-           (a ->> 'user_id')::{user_type}, a ->> 'user_email',
-           coalesce((a ->> 'is_impersonated')::boolean, false),
-           (a ->> 'impersonator_user_id')::{user_type}, a ->> 'impersonator_email',
-           a ->> 'tenant_id', a ->> 'reason', {transaction_id_function(tables, dialect)}(),
-           coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object' THEN a -> 'context' END,
-                    '{{}}'::jsonb) || {sql_literal(MARK)}::jsonb,
+    SELECT {chosen}, {entity}, {key_number}, {key_text},
+           jsonb_build_object('previous', {previous}, 'current', {current},
+                              'difference', {difference}),
+           (actor.a ->> 'user_id')::{user_type}, actor.a ->> 'user_email',
+           coalesce((actor.a ->> 'is_impersonated')::boolean, false),
+           (actor.a ->> 'impersonator_user_id')::{user_type}, actor.a ->> 'impersonator_email',
+           actor.a ->> 'tenant_id', actor.a ->> 'reason',
+           {transaction_id_function(tables, dialect)}(),
+           coalesce(CASE WHEN jsonb_typeof(actor.a -> 'context') = 'object'
+                         THEN actor.a -> 'context' END, '{{}}'::jsonb)
+               || {sql_literal(mark)}::jsonb,
            clock_timestamp()
-      FROM (SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true), ''),
-                            '{{}}')::jsonb AS a) AS actor"""
+      FROM {source}(SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true), ''),
+                            '{{}}')::jsonb AS a) AS actor{condition}"""
 
 
 def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
@@ -161,9 +194,6 @@ def table_function(
     quoted = dialect.identifier_preparer.format_table(table)
     key = _key("record", plan)
     entity = plan.entity_type
-    differs = ", ".join(
-        f"CASE WHEN {_differs(c)} THEN {sql_literal(c.name)} END" for c in plan.columns
-    )
     body = f"""
 DECLARE
     record {quoted}%ROWTYPE;
@@ -177,7 +207,7 @@ DECLARE
     chosen INTEGER;
 BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     IF TG_OP = 'UPDATE' THEN
-        changed := array_remove(ARRAY[{differs}]::text[], NULL);
+        changed := {_changed(plan)};
         IF cardinality(changed) = 0 THEN
             RETURN NULL;  -- no audited column changed
         END IF;
@@ -216,12 +246,114 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     IF chosen IS NULL THEN
         RETURN NULL;  -- a change this class does not audit, or nothing audited changed
     END IF;
-{_redactions(plan)}
+{_redaction_steps(plan)}
     {write_statement(tables, entity, key, dialect)};
     RETURN NULL;
 END
 """
     return _trigger_function(name, body)
+
+
+OLD_ROWS = "auditkeeper_old_rows"
+NEW_ROWS = "auditkeeper_new_rows"
+"""The transition tables of the statement triggers."""
+
+
+def statement_token(table: Table, dialect: Dialect) -> str:
+    """What a bulk statement sets ``auditkeeper.statement`` to, to hand its rows to
+    ``table``'s statement triggers."""
+    return dialect.identifier_preparer.format_table(table)
+
+
+def statement_function(
+    tables: AuditTables, name: str, table: Table, plan: ClassPlan, dialect: Dialect
+) -> str:
+    """The function of ``table``'s statement triggers: it logs, set-based, every row of
+    an UPDATE or DELETE that a bulk statement announced (``auditkeeper.statement``), and
+    does nothing for any other statement.
+
+    The announced statement's rows skip the row trigger (its ``WHEN``), so each is
+    logged once, at the statement, with no probe and no queue at commit. A cascade of
+    the statement on the same table lands in the same transition table, and its row
+    events (queued: they run deeper than the statement) find this row and skip. A
+    statement of the application's own triggers (deeper than 1) is left to the row
+    trigger, and the announcement is spent by the first statement trigger at depth 1.
+    """
+    token = sql_literal(statement_token(table, dialect))
+    branches = []
+    if plan.update is not None or plan.on_change:
+        branches.append(("UPDATE", _set_update(tables, plan, dialect)))
+    if plan.delete is not None:
+        branches.append(("DELETE", _set_delete(tables, plan, dialect)))
+    logs = "\n    ".join(
+        f"{'ELSIF' if i else 'IF'} TG_OP = '{op}' THEN\n        {insert};"
+        for i, (op, insert) in enumerate(branches)
+    )
+    body = f"""
+BEGIN
+    IF pg_trigger_depth() <> 1
+       OR current_setting({sql_literal(STATEMENT_SETTING)}, true) IS DISTINCT FROM {token} THEN
+        RETURN NULL;  -- not announced: the row trigger logs each row
+    END IF;
+    PERFORM set_config({sql_literal(STATEMENT_SETTING)}, '', true);
+    {logs}
+    END IF;
+    RETURN NULL;
+END
+"""
+    return _trigger_function(name, body)
+
+
+def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
+    """The INSERT of every changed row of an UPDATE, from its transition tables: old and
+    new rows paired by their order (both are written row by row, together; a statement
+    may change the primary key). ``OFFSET 0`` keeps each step a step: pulled up into the
+    steps that use them, the documents were built again at each use."""
+    ordinal = '"__auditkeeper_ordinal"'
+    source = f"""(SELECT *, row_number() OVER () AS {ordinal} FROM {OLD_ROWS}) AS o
+      JOIN (SELECT *, row_number() OVER () AS {ordinal} FROM {NEW_ROWS}) AS n USING ({ordinal})
+      CROSS JOIN LATERAL (SELECT {_changed(plan, "o", "n")} AS changed OFFSET 0) AS c
+      CROSS JOIN LATERAL (SELECT {_document("o", plan.columns)} AS old_doc,
+                                 {_document("n", plan.columns)} AS new_doc
+                           WHERE cardinality(c.changed) > 0 OFFSET 0) AS d
+      CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(f, jsonb_build_array(
+                                     d.old_doc -> f, d.new_doc -> f)), '{{}}'::jsonb) AS difference
+                            FROM unnest(c.changed) AS f
+                           WHERE (d.old_doc -> f) IS DISTINCT FROM (d.new_doc -> f)) AS x
+      CROSS JOIN LATERAL (SELECT {_update_action(plan, "x.difference")} AS chosen) AS a,
+      """
+    difference, previous, current = _redactions(plan, ("x.difference", "d.old_doc", "d.new_doc"))
+    return write_statement(
+        tables,
+        plan.entity_type,
+        _key("n", plan),
+        dialect,
+        written=("a.chosen", previous, current, difference),
+        source=source,
+        where="a.chosen IS NOT NULL",
+        mark=STATEMENT_MARK,
+    )
+
+
+def _set_delete(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
+    """The INSERT of every row of a DELETE, from its transition table."""
+    source = f"""{OLD_ROWS} AS o
+      CROSS JOIN LATERAL (SELECT {_document("o", plan.columns)} AS old_doc OFFSET 0) AS d
+      CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
+                                     d.old_doc -> k, 'null'::jsonb)), '{{}}'::jsonb) AS difference
+                            FROM jsonb_object_keys(d.old_doc) AS k
+                           WHERE jsonb_typeof(d.old_doc -> k) <> 'null') AS x,
+      """
+    difference, previous, current = _redactions(plan, ("x.difference", "d.old_doc", "NULL::jsonb"))
+    return write_statement(
+        tables,
+        plan.entity_type,
+        _key("o", plan),
+        dialect,
+        written=(str(plan.delete), previous, current, difference),
+        source=source,
+        mark=STATEMENT_MARK,
+    )
 
 
 def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect: Dialect) -> str:
@@ -269,7 +401,7 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
             IF before <> after AND chosen IS NOT NULL AND NOT {covered} THEN
                 old_doc := {_document("record", side.plan.columns)};
                 new_doc := old_doc;
-{_redactions(side.plan, indent="                ")}
+{_redaction_steps(side.plan, indent="                ")}
                 {write};
             END IF;
         END IF;
@@ -296,9 +428,13 @@ def _trigger_function(name: str, body: str) -> str:
     # plan made while the log was nearly empty would otherwise stay a scan of the log
     # for the rest of the session (a 10,000-row raw UPDATE then read the log at each
     # row, quadratic); the lookup always has its index.
+    # No JIT or memoize either: a 10,000-row statement's set-based insert looked costly
+    # enough to compile, which took longer than running it, and memoizing its per-row
+    # difference hashed both documents of every row to find no repeat.
     return (
         f"CREATE OR REPLACE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql "
-        "SET search_path FROM CURRENT SET enable_seqscan = off "
+        "SET search_path FROM CURRENT SET enable_seqscan = off SET jit = off "
+        "SET enable_memoize = off "
         f"AS $auditkeeper${body}$auditkeeper$"
     )
 
@@ -342,9 +478,18 @@ def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
     return f"jsonb_strip_nulls({_json_object(pairs)})"
 
 
-def _differs(column: AuditedColumn) -> str:
+def _changed(plan: ClassPlan, old: str = "OLD", new: str = "NEW") -> str:
+    """The names of the audited columns whose stored values differ between rows ``old``
+    and ``new``, as a text[]."""
+    names = [
+        f"CASE WHEN {_differs(c, old, new)} THEN {sql_literal(c.name)} END" for c in plan.columns
+    ]
+    return f"array_remove(ARRAY[{', '.join(names)}]::text[], NULL)"
+
+
+def _differs(column: AuditedColumn, old: str, new: str) -> str:
     name = quote_column(column.name)
-    return differs_expression(f"OLD.{name}", f"NEW.{name}", column.column)
+    return differs_expression(f"{old}.{name}", f"{new}.{name}", column.column)
 
 
 def _document(row: str, columns: tuple[AuditedColumn, ...]) -> str:
@@ -368,16 +513,16 @@ def _json_object(pairs: list[str]) -> str:
     return " || ".join(parts)
 
 
-def _update_action(plan: ClassPlan) -> str:
+def _update_action(plan: ClassPlan, difference: str = "difference") -> str:
     """The action of an update, chosen by ``difference`` as ``ClassPlan.update_action``
     chooses it (NULL: nothing audited changed, or updates are not audited)."""
     branches = "".join(
-        f" WHEN difference ?| ARRAY[{', '.join(sql_literal(f) for f in sorted(fields))}]"
+        f" WHEN {difference} ?| ARRAY[{', '.join(sql_literal(f) for f in sorted(fields))}]"
         f" THEN {action}"
         for fields, action in plan.on_change
     )
     return (
-        f"CASE WHEN difference = '{{}}'::jsonb THEN NULL::integer{branches} "
+        f"CASE WHEN {difference} = '{{}}'::jsonb THEN NULL::integer{branches} "
         f"ELSE {_code(plan.update)} END"
     )
 
@@ -422,25 +567,36 @@ def _key(row: str, plan: ClassPlan) -> tuple[str, str]:
     return "NULL::bigint", key
 
 
-def _redactions(plan: ClassPlan, indent: str = "    ") -> str:
-    """Redacted columns keep only whether they had a value."""
+def _redactions(plan: ClassPlan, written: tuple[str, str, str]) -> tuple[str, str, str]:
+    """``(difference, previous, current)`` with the redacted columns masked: they keep only
+    whether they had a value. ``written`` are the unmasked expressions, each used as it
+    is (the chains grow by one call per column, not by copies of each other)."""
     marker = f"{sql_literal(f'{chr(34)}{REDACTED}{chr(34)}')}::jsonb"
-    lines = []
+    difference, previous, current = written
+    masked_previous, masked_current = previous, current
     for column in plan.columns:
         if not column.redact:
             continue
         name = sql_literal(column.name)
         path = sql_literal("{" + column.name.replace('"', '\\"') + "}")
-        masked = {
-            doc: f"CASE WHEN {doc} ->> {name} IS NULL THEN 'null'::jsonb ELSE {marker} END"
-            for doc in ("old_doc", "new_doc")
+        mask = {
+            doc: f"CASE WHEN ({doc}) ->> {name} IS NULL THEN 'null'::jsonb ELSE {marker} END"
+            for doc in (previous, current)
         }
-        lines += [
-            f"{indent}IF difference ? {name} THEN difference := jsonb_set(difference, {path}, "
-            f"jsonb_build_array({masked['old_doc']}, {masked['new_doc']})); END IF;",
-            f"{indent}IF old_doc ->> {name} IS NOT NULL THEN "
-            f"old_doc := jsonb_set(old_doc, {path}, {marker}); END IF;",
-            f"{indent}IF new_doc ->> {name} IS NOT NULL THEN "
-            f"new_doc := jsonb_set(new_doc, {path}, {marker}); END IF;",
-        ]
-    return "\n".join(lines)
+        # ``false``: never add a key the document does not have.
+        difference = (
+            f"jsonb_set({difference}, {path}, "
+            f"jsonb_build_array({mask[previous]}, {mask[current]}), false)"
+        )
+        masked_previous = f"jsonb_set({masked_previous}, {path}, {mask[previous]}, false)"
+        masked_current = f"jsonb_set({masked_current}, {path}, {mask[current]}, false)"
+    return difference, masked_previous, masked_current
+
+
+def _redaction_steps(plan: ClassPlan, indent: str = "    ") -> str:
+    """The row functions' PL/pgSQL that masks their variables (none: nothing redacted)."""
+    if not any(column.redact for column in plan.columns):
+        return ""
+    targets = ("difference", "old_doc", "new_doc")
+    masked = _redactions(plan, targets)
+    return "\n".join(f"{indent}{t} := {m};" for t, m in zip(targets, masked, strict=True))

@@ -1,0 +1,239 @@
+"""Bulk UPDATE and DELETE on PostgreSQL are logged set-based by the table's statement
+triggers, announced by the bulk path; every row is logged once, as the row trigger would
+log it, and nothing else is taken from the row trigger."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, ForeignKey, delete, event, select, text, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+
+import auditkeeper
+from tests._support import POSTGRES_ONLY
+
+
+class Action(enum.IntEnum):
+    CREATE = 1
+    UPDATE = 2
+    DELETE = 3
+    RENAME = 4
+
+
+class Kind(enum.IntEnum):
+    NODE = 1
+    LEAF = 2
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Action, entity_types=Kind)
+
+
+@auditkeeper.audited(
+    entity_type=Kind.NODE,
+    create=Action.CREATE,
+    update=Action.UPDATE,
+    delete=Action.DELETE,
+    on_change=[auditkeeper.on_change("name", action=Action.RENAME)],
+)
+class Node(Base):
+    """A tree: deleting a node deletes its subtree, in the same table."""
+
+    __tablename__ = "nodes"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    size: Mapped[int] = mapped_column(default=0)
+    password: Mapped[str | None]  # secret by name: redacted
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+
+
+@auditkeeper.audited(
+    entity_type=Kind.LEAF, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
+)
+class Leaf(Base):
+    __tablename__ = "leaves"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
+
+
+@pytest.fixture
+def engine(database) -> Engine:
+    engine = database.engine()
+    Base.metadata.create_all(engine)
+    keeper.create_all(engine)
+    return engine
+
+
+@pytest.fixture
+def sessions(engine: Engine):
+    factory = sessionmaker(engine, expire_on_commit=False)
+    installation = keeper.install(factory)
+    yield factory
+    installation.uninstall()
+
+
+def changes(engine: Engine) -> list[Any]:
+    """The log after the seed, in order."""
+    with Session(engine) as session:
+        rows = session.scalars(select(keeper.Entry).order_by(keeper.Entry.id))
+        return [r for r in rows if r.reason != "seed"]
+
+
+def seed(sessions) -> None:
+    """A tree 1 > 2 > 3, a lone node 4, and a leaf under 3."""
+    with auditkeeper.acting_as_system(reason="seed"), sessions() as session:
+        session.add(Node(id=1, name="root", password="pw"))
+        session.flush()
+        session.add(Node(id=2, name="branch", parent_id=1))
+        session.add(Node(id=4, name="lone", size=4))
+        session.flush()
+        session.add(Node(id=3, name="twig", parent_id=2))
+        session.flush()
+        session.add(Leaf(id=1, node_id=3))
+        session.commit()
+
+
+def test_a_bulk_delete_and_its_cascades_in_the_same_table_are_logged_once(engine: Engine, sessions):
+    seed(sessions)
+    with auditkeeper.acting_as(7, email="ops@example.com"), sessions() as session:
+        session.execute(delete(Node).where(Node.id.in_([1, 4])))
+        session.commit()
+    rows = changes(engine)
+    assert sorted((r.entity_type, r.number_identifier, r.action) for r in rows) == [
+        (Kind.NODE, 1, Action.DELETE),
+        (Kind.NODE, 2, Action.DELETE),
+        (Kind.NODE, 3, Action.DELETE),
+        (Kind.NODE, 4, Action.DELETE),
+        (Kind.LEAF, 1, Action.DELETE),
+    ]
+    assert {r.user_email for r in rows} == {"ops@example.com"}
+    assert len({r.transaction_id for r in rows}) == 1
+    root = next(r for r in rows if r.number_identifier == 1 and r.entity_type == Kind.NODE)
+    assert root.previous == {
+        "id": 1,
+        "name": "root",
+        "size": 0,
+        "password": "[redacted]",
+        "parent_id": None,
+    }
+    assert root.current is None
+    assert root.difference == {
+        "id": [1, None],
+        "name": ["root", None],
+        "size": [0, None],
+        "password": ["[redacted]", None],
+    }
+
+
+def test_a_bulk_update_picks_actions_redacts_and_skips_unchanged_rows(engine: Engine, sessions):
+    seed(sessions)
+    with sessions() as session:
+        session.execute(update(Node).where(Node.id <= 2).values(password="new", size=Node.size))
+        session.execute(update(Node).where(Node.id >= 3).values(name=Node.name + "!"))
+        session.commit()
+    rows = sorted(changes(engine), key=lambda r: r.number_identifier)
+    assert [(r.number_identifier, r.action, r.difference) for r in rows] == [
+        (1, Action.UPDATE, {"password": ["[redacted]", "[redacted]"]}),
+        (2, Action.UPDATE, {"password": [None, "[redacted]"]}),
+        (3, Action.RENAME, {"name": ["twig", "twig!"]}),
+        (4, Action.RENAME, {"name": ["lone", "lone!"]}),
+    ]
+    assert rows[1].current["password"] == "[redacted]"
+    assert rows[1].previous["password"] is None
+
+
+def test_a_bulk_update_of_the_primary_key_keeps_old_and_new_rows_paired(engine: Engine, sessions):
+    with auditkeeper.acting_as_system(reason="seed"), sessions() as session:
+        session.add_all([Node(id=i, name=f"n{i}") for i in range(1, 51)])
+        session.commit()
+    with sessions() as session:
+        session.execute(
+            update(Node).values(id=Node.id + 100), execution_options={"synchronize_session": False}
+        )
+        session.commit()
+    rows = changes(engine)
+    assert len(rows) == 50
+    for row in rows:
+        old, new = row.difference["id"]
+        assert new == old + 100 == row.number_identifier
+        assert row.previous["name"] == row.current["name"] == f"n{old}"
+
+
+@POSTGRES_ONLY
+def test_the_statement_triggers_write_what_the_row_trigger_writes(engine: Engine, sessions):
+    seed(sessions)
+    statement = update(Node).values(name=Node.name + "?", password=None, size=Node.size + 1)
+    undo = (
+        "UPDATE nodes SET name = rtrim(name, '?'), size = size - 1, "
+        "password = CASE id WHEN 1 THEN 'pw' END"
+    )
+    for reason in ("statement", "row"):
+        with (
+            auditkeeper.acting_as(3, email="a@example.com", reason=reason),
+            sessions() as session,
+        ):
+            session.execute(statement)
+            session.commit()
+        with engine.begin() as connection:
+            connection.execute(text(undo))
+        with engine.begin() as connection:
+            connection.execute(text("ALTER TABLE nodes DISABLE TRIGGER nodes_audit_updates"))
+    rows = changes(engine)
+
+    def logged(reason: str) -> list[tuple[Any, ...]]:
+        return sorted(
+            (r.number_identifier, r.action, r.user_id, r.user_email, r.changed_objects)
+            for r in rows
+            if r.reason == reason
+        )
+
+    assert len(logged("statement")) == 4
+    assert logged("statement") == logged("row")
+    marks = {r.reason: r.context["captured_by"] for r in rows if r.reason}
+    assert marks == {"statement": "database statement trigger", "row": "database trigger"}
+
+
+@POSTGRES_ONLY
+def test_a_statement_that_fails_before_the_database_gives_back_its_announcement(
+    engine: Engine, sessions
+):
+    """Else the next INSERT or UPDATE of the table would skip its row trigger."""
+    seed(sessions)
+
+    def refuse_updates(conn, cursor, statement, parameters, context, executemany):
+        if statement.startswith("UPDATE nodes"):
+            raise RuntimeError("refused by the application")
+
+    event.listen(engine, "before_cursor_execute", refuse_updates)
+    with sessions() as session:
+        with pytest.raises(RuntimeError, match="refused"):
+            session.execute(update(Node).values(size=9))
+        event.remove(engine, "before_cursor_execute", refuse_updates)
+        session.execute(text("INSERT INTO nodes (id, name, size) VALUES (5, 'raw', 0)"))
+        session.execute(text("UPDATE nodes SET size = 5 WHERE id = 5"))
+        session.commit()
+    rows = changes(engine)
+    assert [(r.number_identifier, r.action) for r in rows] == [
+        (5, Action.CREATE),
+        (5, Action.UPDATE),
+    ]
+    assert {r.context["captured_by"] for r in rows} == {"database trigger"}
+
+
+@POSTGRES_ONLY
+def test_a_statement_in_a_failed_savepoint_leaves_capture_as_it_was(engine: Engine, sessions):
+    seed(sessions)
+    with sessions() as session:
+        with pytest.raises(Exception, match="violates"), session.begin_nested():
+            session.execute(update(Node).where(Node.id == 2).values(parent_id=99))
+        node = session.get(Node, 4)
+        node.size = 40
+        session.commit()
+    rows = changes(engine)
+    assert [(r.number_identifier, r.difference) for r in rows] == [(4, {"size": [4, 40]})]
+    assert rows[0].context is None  # the flush's row, not doubled by a trigger
