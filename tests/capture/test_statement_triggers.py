@@ -199,10 +199,8 @@ def test_the_statement_triggers_write_what_the_row_trigger_writes(engine: Engine
 
 
 @POSTGRES_ONLY
-def test_a_statement_that_fails_before_the_database_gives_back_its_announcement(
-    engine: Engine, sessions
-):
-    """Else the next INSERT or UPDATE of the table would skip its row trigger."""
+def test_a_statement_that_fails_before_the_database_announces_nothing(engine: Engine, sessions):
+    """The announcement is part of the statement: later changes keep their row trigger."""
     seed(sessions)
 
     def refuse_updates(conn, cursor, statement, parameters, context, executemany):
@@ -237,3 +235,57 @@ def test_a_statement_in_a_failed_savepoint_leaves_capture_as_it_was(engine: Engi
     rows = changes(engine)
     assert [(r.number_identifier, r.difference) for r in rows] == [(4, {"size": [4, 40]})]
     assert rows[0].context is None  # the flush's row, not doubled by a trigger
+
+
+ANNOUNCE = "set_config('auditkeeper.statement', 'nodes' || statement_timestamp(), true)"
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    ("statements", "expected"),
+    [
+        # A copied announcement names the statement that made it, not the next one.
+        (
+            [f"SELECT {ANNOUNCE}", "INSERT INTO nodes (id, name, size) VALUES (10, 'x', 0)"],
+            [(10, Action.CREATE, "database trigger")],
+        ),
+        (
+            [f"INSERT INTO nodes (id, name, size) SELECT 10, 'x', 0 WHERE {ANNOUNCE} IS NOT NULL"],
+            [(10, Action.CREATE, "database statement trigger")],
+        ),
+        (
+            [
+                "INSERT INTO nodes (id, name, size) VALUES (10, 'x', 0)",
+                f"WITH u AS (UPDATE nodes SET size = 1 WHERE id = 4 AND {ANNOUNCE} IS NOT NULL "
+                "RETURNING id), d AS (DELETE FROM nodes WHERE id = 10 RETURNING id) "
+                "SELECT * FROM u, d",
+            ],
+            [
+                (4, Action.UPDATE, "database statement trigger"),
+                (10, Action.CREATE, "database trigger"),
+                (10, Action.DELETE, "database statement trigger"),
+            ],
+        ),
+        (
+            [
+                "INSERT INTO nodes (id, name, size) "
+                "SELECT * FROM (VALUES (4, 'four', 4), (10, 'x', 0)) v "
+                f"WHERE {ANNOUNCE} IS NOT NULL ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+            ],
+            [
+                (4, Action.RENAME, "database statement trigger"),
+                (10, Action.CREATE, "database statement trigger"),
+            ],
+        ),
+    ],
+)
+def test_an_announcement_made_by_hand_moves_logging_but_never_silences_it(
+    engine: Engine, sessions, statements: list[str], expected: list[tuple[Any, ...]]
+):
+    seed(sessions)
+    with engine.begin() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    rows = changes(engine)
+    logged = [(r.number_identifier, r.action, r.context["captured_by"]) for r in rows]
+    assert sorted(logged) == expected

@@ -24,7 +24,7 @@ from .context import current_actor
 from .document import build_row
 from .plan import ClassPlan
 from .trigger_state import actor_to_announce, flushing, note_actor_set
-from .triggers import forget_statement, has_capture_trigger, statement_trigger_names
+from .triggers import announce_clause, capture_triggers_enabled, statement_trigger_names
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -58,16 +58,22 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
         if current_actor() is None:
             recorder.require_an_actor([mapper])
         table = mapper.local_table
+        # An UPDATE by primary key runs as many statements: left to the row trigger.
+        by_key = isinstance(state.parameters, list)
         statement_trigger = (
             statement_trigger_names(table, plan).get(verb.upper())
-            if isinstance(table, Table)
+            if isinstance(table, Table) and not by_key
             else None
         )
-        if _left_to_trigger(connection, table, statement_trigger=statement_trigger):
-            # The table's statement trigger logs every row the statement changes, from
-            # its transition tables (the row trigger, for a database without it),
-            # without reading the rows into Python.
-            return _run_announced(state, connection)
+        logged, set_based = _left_to_trigger(connection, table, statement_trigger=statement_trigger)
+        if set_based and isinstance(table, Table):
+            # The table's statement trigger logs every row the statement changes, from its
+            # transition tables; the statement announces itself (``announce_clause``).
+            statement: Any = state.statement
+            announce = announce_clause(table, connection.dialect)
+            return state.invoke_statement(statement=statement.where(announce))
+        if logged:
+            return None  # the row trigger logs each row at commit
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
     result = _invoke(state)
@@ -90,43 +96,17 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
 
 def _left_to_trigger(
     connection: Connection, table: Any, *, statement_trigger: str | None = None
-) -> bool:
-    """Whether ``table``'s capture triggers will log the statement: asked in the round
-    trip that tells the triggers who acts, when they do not know yet, and that announces
-    the statement to ``statement_trigger`` (one statement)."""
+) -> tuple[bool, bool]:
+    """Whether ``table``'s capture triggers will log the statement, and whether its
+    ``statement_trigger`` can (set-based): asked in the round trip that tells the
+    triggers who acts, when they do not know yet (one statement)."""
     setting = actor_to_announce(connection)
-    found = has_capture_trigger(
+    found = capture_triggers_enabled(
         connection, table, actor_setting=setting, statement_trigger=statement_trigger
     )
     if setting is not None:
         note_actor_set(connection, current_actor())
     return found
-
-
-def _run_announced(state: ORMExecuteState, connection: Connection) -> Result[Any]:
-    """Run a statement announced to its statement trigger. If it fails before reaching
-    the database (the transaction goes on), the announcement is withdrawn, so that it
-    cannot take the rows of a later statement from their row trigger."""
-    try:
-        return state.invoke_statement()
-    except BaseException:
-        if _transaction_usable(connection):
-            forget_statement(connection)
-        raise
-
-
-_IN_ERROR = 3  # libpq's PQTRANS_INERROR, as psycopg 3 and psycopg2 report it
-
-
-def _transaction_usable(connection: Connection) -> bool:
-    """Whether the transaction can still run statements (the database did not refuse
-    one); unknown drivers are assumed not to, so the original error stays the one raised."""
-    driver: Any = connection.connection.dbapi_connection
-    info = getattr(driver, "info", None)  # psycopg 3
-    status = getattr(info, "transaction_status", None)
-    if status is None and hasattr(driver, "get_transaction_status"):  # psycopg2
-        status = driver.get_transaction_status()
-    return status is not None and int(status) != _IN_ERROR
 
 
 def _invoke(state: ORMExecuteState, **kw: Any) -> Result[Any]:
@@ -148,7 +128,7 @@ def _capture_insert(
         return None
     if statement._post_values_clause is not None:  # ON CONFLICT
         connection = state.session.connection(bind_arguments={"mapper": mapper})
-        if _left_to_trigger(connection, mapper.local_table):
+        if _left_to_trigger(connection, mapper.local_table)[0]:
             return None  # the capture trigger logs each inserted and each updated row
         raise CaptureError(
             f"INSERT ... ON CONFLICT on audited {plan.class_name} is audited only by the "

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
+from sqlalchemy.sql import ColumnElement
 
-from ...model.sql_values import sql_literal
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
@@ -38,6 +38,7 @@ from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, STATEMENT_SETTIN
 from .postgresql import (
     NEW_ROWS,
     OLD_ROWS,
+    announcement,
     link_function,
     retired_statements,
     statement_function,
@@ -57,9 +58,9 @@ __all__ = [
     "capture_statements",
     "capture_targets",
     "capture_trigger_names",
+    "announce_clause",
+    "capture_triggers_enabled",
     "existing_tables",
-    "forget_statement",
-    "has_capture_trigger",
     "install_capture",
     "statement_functions",
     "statement_trigger_names",
@@ -84,9 +85,10 @@ def capture_trigger_names(table: Table) -> tuple[str, str]:
 
 
 def statement_trigger_names(table: Table, plan: ClassPlan) -> dict[str, str]:
-    """``{"UPDATE" | "DELETE": statement trigger name}`` on an audited PostgreSQL table,
-    for the verbs its class audits."""
+    """``{"INSERT" | "UPDATE" | "DELETE": statement trigger name}`` on an audited
+    PostgreSQL table, for the verbs its class audits."""
     audited = {
+        "INSERT": plan.create is not None,
         "UPDATE": plan.update is not None or bool(plan.on_change),
         "DELETE": plan.delete is not None,
     }
@@ -179,59 +181,59 @@ def install_capture(recorder: Recorder, connection: Connection) -> int:
     return len(targets.all_tables())
 
 
-def has_capture_trigger(
+def capture_triggers_enabled(
     connection: Connection,
     table: Any,
     *,
     actor_setting: str | None = None,
     statement_trigger: str | None = None,
-) -> bool:
-    """Whether ``table`` has an enabled capture trigger in the connected database.
-
-    PostgreSQL, in the same round trip: ``actor_setting`` is a value of
-    ``auditkeeper.actor`` to set, for a statement the triggers will log;
-    ``statement_trigger`` names the statement trigger that is to log the next statement
-    set-based, announced in ``auditkeeper.statement`` if it is there and enabled."""
+) -> tuple[bool, bool]:
+    """Whether ``table`` has an enabled capture trigger, and (PostgreSQL) an enabled
+    statement trigger named ``statement_trigger``, asked in one round trip that also
+    sets ``actor_setting`` as ``auditkeeper.actor`` if given."""
     if not isinstance(table, Table):
-        return False
+        return False, False
     name, _ = capture_trigger_names(table)
     if connection.dialect.name == "sqlite":
         query = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :name"
         found = connection.execute(text(query), {"name": f"{name}_insert"})
-        return found.first() is not None
-    query = (
-        "SELECT EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) "
-        "AND tgname = :name AND tgenabled <> 'D')"
+        return found.first() is not None, False
+    enabled = (
+        "EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) "
+        "AND tgname = {} AND tgenabled <> 'D')"
     )
-    parameters = {"table": connection.dialect.identifier_preparer.format_table(table), "name": name}
+    query = f"SELECT {enabled.format(':name')}, {enabled.format(':statement')}"
+    parameters = {
+        "table": connection.dialect.identifier_preparer.format_table(table),
+        "name": name,
+        "statement": statement_trigger or "",
+    }
     if actor_setting is not None:
         query += f", set_config('{ACTOR_SETTING}', :actor, true)"
         parameters["actor"] = actor_setting
-    if statement_trigger is not None:
-        query += (
-            f", set_config('{STATEMENT_SETTING}', CASE WHEN EXISTS (SELECT 1 FROM pg_trigger "
-            "WHERE tgrelid = to_regclass(:table) AND tgname = :statement "
-            "AND tgenabled <> 'D') THEN :table ELSE '' END, true)"
-        )
-        parameters["statement"] = statement_trigger
-    return bool(connection.execute(text(query), parameters).scalar())
+    row = connection.execute(text(query), parameters).one()
+    return bool(row[0]), bool(row[1]) and statement_trigger is not None
 
 
-def forget_statement(connection: Connection) -> None:
-    """Withdraw an announcement that its statement did not use (it failed before it
-    reached the database, in a transaction that goes on)."""
-    connection.execute(text(f"SELECT set_config('{STATEMENT_SETTING}', '', true)"))
+def announce_clause(table: Table, dialect: Dialect) -> ColumnElement[bool]:
+    """A WHERE criterion (always true) that announces the statement it is part of to
+    ``table``'s statement triggers (``postgresql.announcement``); evaluated before the
+    first row changes, in that statement only."""
+    return text(
+        f"set_config('{STATEMENT_SETTING}', :auditkeeper_table || statement_timestamp(), true) "
+        "IS NOT NULL"
+    ).bindparams(auditkeeper_table=statement_token(table, dialect))  # type: ignore[return-value]
 
 
 def _triggers(table: Table, function: str, dialect: Dialect, *, announced: bool) -> list[str]:
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
-    # An announced bulk statement's own rows (depth 0) are its statement trigger's; the
-    # rows of cascades and of other triggers still come here.
+    # An announced statement's own rows (depth 0) are its statement triggers'; the rows
+    # of cascades and of other triggers still come here.
     when = (
         f" WHEN (pg_trigger_depth() > 0 OR current_setting('{STATEMENT_SETTING}', true) "
-        f"IS DISTINCT FROM {sql_literal(statement_token(table, dialect))})"
+        f"IS DISTINCT FROM {announcement(table, dialect)})"
         if announced
         else ""
     )
@@ -253,13 +255,15 @@ def _statement_triggers(
     quoted = preparer.format_table(table)
     statements = []
     for verb, name in statement_trigger_names(table, plan).items():
-        tables = f"OLD TABLE AS {OLD_ROWS}" + (
-            f" NEW TABLE AS {NEW_ROWS}" if verb == "UPDATE" else ""
-        )
+        transition = {
+            "INSERT": f"NEW TABLE AS {NEW_ROWS}",
+            "UPDATE": f"OLD TABLE AS {OLD_ROWS} NEW TABLE AS {NEW_ROWS}",
+            "DELETE": f"OLD TABLE AS {OLD_ROWS}",
+        }[verb]
         statements += [
             f"DROP TRIGGER IF EXISTS {preparer.quote(name)} ON {quoted}",
             f"CREATE TRIGGER {preparer.quote(name)} AFTER {verb} ON {quoted} "
-            f"REFERENCING {tables} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
+            f"REFERENCING {transition} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
         ]
     return statements
 

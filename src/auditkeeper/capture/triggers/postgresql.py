@@ -43,6 +43,7 @@ from .common import (
 __all__ = [
     "NEW_ROWS",
     "OLD_ROWS",
+    "announcement",
     "link_function",
     "retired_statements",
     "statement_function",
@@ -260,42 +261,50 @@ NEW_ROWS = "auditkeeper_new_rows"
 
 
 def statement_token(table: Table, dialect: Dialect) -> str:
-    """What a bulk statement sets ``auditkeeper.statement`` to, to hand its rows to
-    ``table``'s statement triggers."""
+    """The table's part of an announcement (``announcement``)."""
     return dialect.identifier_preparer.format_table(table)
+
+
+def announcement(table: Table, dialect: Dialect) -> str:
+    """The value of ``auditkeeper.statement`` that hands the rows the current statement
+    changes in ``table`` to its statement triggers: the table and the statement's start
+    time. The bulk path sets it inside the statement itself, so it holds for that one
+    statement: it never outlives it, and a stale or copied value names another time."""
+    return f"({sql_literal(statement_token(table, dialect))} || statement_timestamp())"
 
 
 def statement_function(
     tables: AuditTables, name: str, table: Table, plan: ClassPlan, dialect: Dialect
 ) -> str:
     """The function of ``table``'s statement triggers: it logs, set-based, every row of
-    an UPDATE or DELETE that a bulk statement announced (``auditkeeper.statement``), and
-    does nothing for any other statement.
+    an announced statement (``announcement``), and does nothing for any other.
 
-    The announced statement's rows skip the row trigger (its ``WHEN``), so each is
-    logged once, at the statement, with no probe and no queue at commit. A cascade of
-    the statement on the same table lands in the same transition table, and its row
-    events (queued: they run deeper than the statement) find this row and skip. A
-    statement of the application's own triggers (deeper than 1) is left to the row
-    trigger, and the announcement is spent by the first statement trigger at depth 1.
+    An announced statement's own rows skip the row trigger (its ``WHEN``), so each is
+    logged once, here, with no probe and no queue at commit; whatever the statement
+    does (an INSERT, an upsert, several changes in one query), a statement trigger
+    takes its rows, so an announcement can move a change's logging but never silence
+    it. A cascade of the statement into the same table lands in the same transition
+    table, and its row events (queued: they run deeper than the statement) find this
+    row and skip. Statements of the application's own triggers (deeper than 1) are left
+    to the row trigger.
     """
-    token = sql_literal(statement_token(table, dialect))
     branches = []
+    if plan.create is not None:
+        branches.append(("INSERT", _set_one_side(tables, plan, dialect, "INSERT")))
     if plan.update is not None or plan.on_change:
         branches.append(("UPDATE", _set_update(tables, plan, dialect)))
     if plan.delete is not None:
-        branches.append(("DELETE", _set_delete(tables, plan, dialect)))
+        branches.append(("DELETE", _set_one_side(tables, plan, dialect, "DELETE")))
     logs = "\n    ".join(
         f"{'ELSIF' if i else 'IF'} TG_OP = '{op}' THEN\n        {insert};"
         for i, (op, insert) in enumerate(branches)
     )
     body = f"""
 BEGIN
-    IF pg_trigger_depth() <> 1
-       OR current_setting({sql_literal(STATEMENT_SETTING)}, true) IS DISTINCT FROM {token} THEN
+    IF pg_trigger_depth() <> 1 OR current_setting({sql_literal(STATEMENT_SETTING)}, true)
+                                  IS DISTINCT FROM {announcement(table, dialect)} THEN
         RETURN NULL;  -- not announced: the row trigger logs each row
     END IF;
-    PERFORM set_config({sql_literal(STATEMENT_SETTING)}, '', true);
     {logs}
     END IF;
     RETURN NULL;
@@ -335,22 +344,26 @@ def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
     )
 
 
-def _set_delete(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
-    """The INSERT of every row of a DELETE, from its transition table."""
-    source = f"""{OLD_ROWS} AS o
-      CROSS JOIN LATERAL (SELECT {_document("o", plan.columns)} AS old_doc OFFSET 0) AS d
-      CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
-                                     d.old_doc -> k, 'null'::jsonb)), '{{}}'::jsonb) AS difference
-                            FROM jsonb_object_keys(d.old_doc) AS k
-                           WHERE jsonb_typeof(d.old_doc -> k) <> 'null') AS x,
+def _set_one_side(tables: AuditTables, plan: ClassPlan, dialect: Dialect, verb: str) -> str:
+    """The INSERT of every row of an INSERT or a DELETE, from its transition table:
+    every field set, against null."""
+    rows, action = (NEW_ROWS, plan.create) if verb == "INSERT" else (OLD_ROWS, plan.delete)
+    pair = "'null'::jsonb, d.doc -> k" if verb == "INSERT" else "d.doc -> k, 'null'::jsonb"
+    source = f"""{rows} AS r
+      CROSS JOIN LATERAL (SELECT {_document("r", plan.columns)} AS doc OFFSET 0) AS d
+      CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array({pair})),
+                                          '{{}}'::jsonb) AS difference
+                            FROM jsonb_object_keys(d.doc) AS k
+                           WHERE jsonb_typeof(d.doc -> k) <> 'null') AS x,
       """
-    difference, previous, current = _redactions(plan, ("x.difference", "d.old_doc", "NULL::jsonb"))
+    sides = ("NULL::jsonb", "d.doc") if verb == "INSERT" else ("d.doc", "NULL::jsonb")
+    difference, previous, current = _redactions(plan, ("x.difference", *sides))
     return write_statement(
         tables,
         plan.entity_type,
-        _key("o", plan),
+        _key("r", plan),
         dialect,
-        written=(str(plan.delete), previous, current, difference),
+        written=(str(action), previous, current, difference),
         source=source,
         mark=STATEMENT_MARK,
     )
