@@ -94,25 +94,33 @@ def write_statement(
     user_type = tables.log.c.user_id.type.compile(dialect=dialect)
     key_number, key_text = key
     chosen, previous, current, difference = written
-    # ``actor.a`` qualified: a transition table may have a column named ``a``.
     condition = f"\n     WHERE {where}" if where else ""
+    # The actor's columns, the transaction and the time once per statement, not per row
+    # (``OFFSET 0``: not pulled up into the row list); qualified as ``actor.``, since a
+    # transition table may have columns of the same names.
     return f"""INSERT INTO {log} (action, entity_type, number_identifier, entity_key,
                 changed_objects, user_id, user_email, is_impersonated, impersonator_user_id,
                 impersonator_email, tenant_id, reason, transaction_id, context, created_at)
     SELECT {chosen}, {entity}, {key_number}, {key_text},
            jsonb_build_object('previous', {previous}, 'current', {current},
                               'difference', {difference}),
-           (actor.a ->> 'user_id')::{user_type}, actor.a ->> 'user_email',
-           coalesce((actor.a ->> 'is_impersonated')::boolean, false),
-           (actor.a ->> 'impersonator_user_id')::{user_type}, actor.a ->> 'impersonator_email',
-           actor.a ->> 'tenant_id', actor.a ->> 'reason',
-           {transaction_id_function(tables, dialect)}(),
-           coalesce(CASE WHEN jsonb_typeof(actor.a -> 'context') = 'object'
-                         THEN actor.a -> 'context' END, '{{}}'::jsonb)
-               || {sql_literal(mark)}::jsonb,
-           clock_timestamp()
-      FROM {source}(SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true), ''),
-                            '{{}}')::jsonb AS a) AS actor{condition}"""
+           actor.user_id, actor.user_email, actor.is_impersonated, actor.impersonator_user_id,
+           actor.impersonator_email, actor.tenant_id, actor.reason, actor.transaction_id,
+           actor.context, actor.created_at
+      FROM {source}(
+           SELECT (a ->> 'user_id')::{user_type} AS user_id, a ->> 'user_email' AS user_email,
+                  coalesce((a ->> 'is_impersonated')::boolean, false) AS is_impersonated,
+                  (a ->> 'impersonator_user_id')::{user_type} AS impersonator_user_id,
+                  a ->> 'impersonator_email' AS impersonator_email,
+                  a ->> 'tenant_id' AS tenant_id, a ->> 'reason' AS reason,
+                  {transaction_id_function(tables, dialect)}() AS transaction_id,
+                  coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object'
+                                THEN a -> 'context' END, '{{}}'::jsonb)
+                      || {sql_literal(mark)}::jsonb AS context,
+                  clock_timestamp() AS created_at
+             FROM (SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true),
+                                          ''), '{{}}')::jsonb AS a) AS setting
+           OFFSET 0) AS actor{condition}"""
 
 
 def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
