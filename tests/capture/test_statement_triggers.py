@@ -289,3 +289,57 @@ def test_an_announcement_made_by_hand_moves_logging_but_never_silences_it(
     rows = changes(engine)
     logged = [(r.number_identifier, r.action, r.context["captured_by"]) for r in rows]
     assert sorted(logged) == expected
+
+
+class Odd(Base):
+    """Names that SQL must quote, or that the triggers' own aliases use."""
+
+    __tablename__ = 'odd "names" table'
+    id: Mapped[int] = mapped_column(primary_key=True)
+    select_: Mapped[str] = mapped_column("select")
+    o: Mapped[int] = mapped_column(default=0)
+    n: Mapped[int] = mapped_column(default=0)
+    actor: Mapped[str | None] = mapped_column("actor")
+    difference: Mapped[str | None] = mapped_column('dif"ference')
+    spaced: Mapped[str | None] = mapped_column("a b")
+
+
+auditkeeper.audited(
+    entity_type=Kind.LEAF, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
+)(Odd)
+
+
+def test_names_sql_must_quote_survive_every_path(engine: Engine, sessions):
+    with sessions() as session:
+        session.add(Odd(id=1, select_="s", actor="x", difference="d", spaced="sp"))
+        session.commit()
+    with sessions() as session:
+        session.execute(update(Odd).values(select_="t", o=Odd.o + 1, n=Odd.n + 2, spaced=None))
+        session.commit()
+    with sessions() as session:
+        session.execute(delete(Odd))
+        session.commit()
+    rows = [r for r in changes(engine) if r.entity_type == Kind.LEAF]
+    assert [r.action for r in rows] == [Action.CREATE, Action.UPDATE, Action.DELETE]
+    created, updated, deleted = rows
+    # Documents name the columns, as the database does.
+    assert created.current == {
+        "id": 1,
+        "select": "s",
+        "o": 0,
+        "n": 0,
+        "actor": "x",
+        'dif"ference': "d",
+        "a b": "sp",
+    }
+    assert updated.difference == {
+        "select": ["s", "t"],
+        "o": [0, 1],
+        "n": [0, 2],
+        "a b": ["sp", None],
+    }
+    assert deleted.previous == {**created.current, **updated.current}
+    assert deleted.current is None
+    if engine.dialect.name == "postgresql":
+        marks = {r.context["captured_by"] for r in (updated, deleted)}
+        assert marks == {"database statement trigger"}
