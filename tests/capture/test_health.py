@@ -182,6 +182,24 @@ def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, eng
     assert crm.keeper.check(engine) == []
 
 
+@POSTGRES_ONLY
+def test_a_transaction_index_of_an_earlier_version_or_none_is_reported(crm: Crm, engine: Engine):
+    run(engine, "DROP INDEX ix_audit_log_transaction")
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["missing-index"]
+    assert "ix_audit_log_transaction" in problems[0].message
+    run(
+        engine,
+        "CREATE INDEX ix_audit_log_transaction ON audit_log "
+        "(transaction_id, entity_type, number_identifier, entity_key)",
+    )
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["stale-index"]
+    assert "writes to the log wait while it builds" in problems[0].message
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
 def test_sqlite_capture_triggers_missing_or_stale_are_reported(crm: Crm, engine: Engine):
     run(engine, "DROP TRIGGER leads_audit_capture_update")

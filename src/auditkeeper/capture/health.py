@@ -2,8 +2,9 @@
 
 It reports, without changing anything: missing audit tables, append-only triggers that
 are missing, disabled or out of date, enum codes that now mean something else, and on
-PostgreSQL missing history procedures, a stale list of audited classes, and audited
-tables whose capture trigger is missing, disabled or out of date.
+PostgreSQL missing history procedures, a stale list of audited classes, audited tables
+whose capture triggers are missing, disabled or out of date, and a transaction index
+missing or of an earlier version's form.
 ``Auditkeeper.create_all`` repairs all of it except catalogue conflicts, which need the
 enum fixed.
 """
@@ -26,8 +27,10 @@ from .triggers import (
     capture_targets,
     capture_trigger_names,
     existing_tables,
+    is_current_transaction_index,
     statement_functions,
     statement_trigger_names,
+    transaction_index_name,
 )
 
 if TYPE_CHECKING:
@@ -45,7 +48,7 @@ class Problem:
 
     kind: str
     """A stable name: missing-table, missing-trigger, disabled-trigger, stale-trigger,
-    catalogue-conflict, missing-procedure, stale-entities."""
+    catalogue-conflict, missing-procedure, stale-entities, missing-index, stale-index."""
     message: str
 
     def __str__(self) -> str:
@@ -71,6 +74,7 @@ def check_database(keeper: Auditkeeper, connection: Connection) -> list[Problem]
     if connection.dialect.name == "postgresql":
         problems += _procedure_problems(keeper, connection)
         problems += _capture_problems(keeper, connection)
+        problems += _index_problems(keeper, connection)
     else:
         problems += _sqlite_capture_problems(keeper, connection)
     return problems
@@ -161,6 +165,33 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                 )
             )
     return problems
+
+
+def _index_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    """The log's transaction index, which the capture triggers' lookup needs in the form
+    of this version (a database from an earlier version has another)."""
+    name = transaction_index_name(keeper.tables, connection.dialect)
+    definition = connection.execute(
+        text("SELECT pg_get_indexdef(to_regclass(:name))"), {"name": name}
+    ).scalar()
+    if definition is None:
+        return [
+            Problem(
+                "missing-index",
+                f"index {name} is missing, so the capture triggers read the log row by row "
+                "at every change: run create_all",
+            )
+        ]
+    if not is_current_transaction_index(definition):
+        return [
+            Problem(
+                "stale-index",
+                f"index {name} has the form of an earlier version, which lets the capture "
+                "triggers read a record's whole history at each change: run create_all "
+                "(it rebuilds the index, and writes to the log wait while it builds)",
+            )
+        ]
+    return []
 
 
 def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table) -> list[Problem]:

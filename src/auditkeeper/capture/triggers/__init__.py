@@ -39,11 +39,13 @@ from .postgresql import (
     NEW_ROWS,
     OLD_ROWS,
     announcement,
+    is_current_transaction_index,
     link_function,
     retired_statements,
     statement_function,
     statement_token,
     table_function,
+    transaction_index_name,
     transaction_index_statement,
 )
 
@@ -61,9 +63,11 @@ __all__ = [
     "announce_clause",
     "capture_triggers_enabled",
     "existing_tables",
+    "is_current_transaction_index",
     "install_capture",
     "statement_functions",
     "statement_trigger_names",
+    "transaction_index_name",
 ]
 
 

@@ -16,7 +16,7 @@ stored values, before any JSON is built.
 
 from __future__ import annotations
 
-from sqlalchemy import Table
+from sqlalchemy import Index, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex
 
@@ -44,11 +44,13 @@ __all__ = [
     "NEW_ROWS",
     "OLD_ROWS",
     "announcement",
+    "is_current_transaction_index",
     "link_function",
     "retired_statements",
     "statement_function",
     "statement_token",
     "table_function",
+    "transaction_index_name",
     "transaction_index_statement",
 ]
 
@@ -132,26 +134,47 @@ def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
     return [f"DROP FUNCTION IF EXISTS {name}(INTEGER, INTEGER, BIGINT, TEXT, JSONB, JSONB, JSONB)"]
 
 
+def transaction_index_name(tables: AuditTables, dialect: Dialect) -> str:
+    """The quoted (schema-qualified) name of the log's transaction index."""
+    preparer = dialect.identifier_preparer
+    schema = f"{preparer.quote(tables.log.schema)}." if tables.log.schema else ""
+    return f"{schema}{preparer.quote(str(_transaction_index(tables).name))}"
+
+
+def is_current_transaction_index(definition: str) -> bool:
+    """Whether an index definition (``pg_get_indexdef``) is the form the triggers' lookup
+    needs: the record's key as one text, not the key columns of earlier versions."""
+    return _CURRENT_INDEX_MARK in definition
+
+
 def transaction_index_statement(tables: AuditTables, dialect: Dialect) -> str:
     """Bring the log's transaction index to the form the triggers' lookup needs (the
     record's key as one text, ``record_key_expression``): databases created by earlier
     versions have it on the key columns, which let the planner prefer the record's own
     index and read a record's whole history at each change. Rebuilding it locks the
     log against writes once."""
-    preparer = dialect.identifier_preparer
-    index = next(i for i in tables.log.indexes if i.name == f"ix_{tables.log.name}_transaction")
-    schema = f"{preparer.quote(tables.log.schema)}." if tables.log.schema else ""
-    name = f"{schema}{preparer.quote(str(index.name))}"
-    create = str(CreateIndex(index, if_not_exists=True).compile(dialect=dialect))
+    name = transaction_index_name(tables, dialect)
+    create = str(
+        CreateIndex(_transaction_index(tables), if_not_exists=True).compile(dialect=dialect)
+    )
     return f"""DO $auditkeeper$
 BEGIN
     IF to_regclass({sql_literal(name)}) IS NOT NULL
-       AND pg_get_indexdef(to_regclass({sql_literal(name)})) NOT LIKE '%entity_type)::text%' THEN
+       AND pg_get_indexdef(to_regclass({sql_literal(name)}))
+           NOT LIKE {sql_literal(f"%{_CURRENT_INDEX_MARK}%")} THEN
         DROP INDEX {name};
     END IF;
     {create};
 END
 $auditkeeper$"""
+
+
+_CURRENT_INDEX_MARK = "entity_type)::text"
+"""What only the current form of the transaction index has in its definition."""
+
+
+def _transaction_index(tables: AuditTables) -> Index:
+    return next(i for i in tables.log.indexes if i.name == f"ix_{tables.log.name}_transaction")
 
 
 def _logged_already(
