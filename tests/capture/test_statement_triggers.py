@@ -343,3 +343,26 @@ def test_names_sql_must_quote_survive_every_path(engine: Engine, sessions):
     if engine.dialect.name == "postgresql":
         marks = {r.context["captured_by"] for r in (updated, deleted)}
         assert marks == {"database statement trigger"}
+
+
+@pytest.mark.parametrize("synchronize", ["evaluate", "auto", "fetch", False])
+def test_every_synchronize_session_strategy_works_and_is_logged(
+    engine: Engine, sessions, synchronize
+):
+    """SQLAlchemy evaluates the criteria in Python for "evaluate" (and tries to for
+    "auto"): the announcement must not stop it."""
+    seed(sessions)
+    options = {"synchronize_session": synchronize}
+    with sessions() as session:
+        lone = session.get(Node, 4)
+        session.execute(update(Node).where(Node.id == 4).values(size=7), execution_options=options)
+        if synchronize in ("evaluate", "auto", "fetch"):
+            assert lone.size == 7  # the object in the session followed
+        session.execute(delete(Node).where(Node.id == 4), execution_options=options)
+        session.commit()
+    rows = changes(engine)
+    assert [(r.number_identifier, r.action) for r in rows] == [
+        (4, Action.UPDATE),
+        (4, Action.DELETE),
+    ]
+    assert rows[0].difference == {"size": [4, 7]}

@@ -24,7 +24,7 @@ from .context import current_actor
 from .document import build_row
 from .plan import ClassPlan
 from .trigger_state import actor_to_announce, flushing, note_actor_set
-from .triggers import announce_clause, capture_triggers_enabled, statement_trigger_names
+from .triggers import announce, capture_triggers_enabled, statement_trigger_names
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -68,10 +68,10 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
         logged, set_based = _left_to_trigger(connection, table, statement_trigger=statement_trigger)
         if set_based and isinstance(table, Table):
             # The table's statement trigger logs every row the statement changes, from its
-            # transition tables; the statement announces itself (``announce_clause``).
+            # transition tables; the statement announces itself (``announce``).
             statement: Any = state.statement
-            announce = announce_clause(table, connection.dialect)
-            return state.invoke_statement(statement=statement.where(announce))
+            announced = statement.where(announce(table, connection.dialect))
+            return state.invoke_statement(statement=announced)
         if logged:
             return None  # the row trigger logs each row at commit
     where = _criteria(state, plan)

@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
-from sqlalchemy.sql import ColumnElement
 
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
@@ -38,12 +37,12 @@ from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, STATEMENT_SETTIN
 from .postgresql import (
     NEW_ROWS,
     OLD_ROWS,
+    announce,
     announcement,
     is_current_transaction_index,
     link_function,
     retired_statements,
     statement_function,
-    statement_token,
     table_function,
     transaction_index_name,
     transaction_index_statement,
@@ -60,7 +59,7 @@ __all__ = [
     "capture_statements",
     "capture_targets",
     "capture_trigger_names",
-    "announce_clause",
+    "announce",
     "capture_triggers_enabled",
     "existing_tables",
     "is_current_transaction_index",
@@ -217,16 +216,6 @@ def capture_triggers_enabled(
         parameters["actor"] = actor_setting
     row = connection.execute(text(query), parameters).one()
     return bool(row[0]), bool(row[1]) and statement_trigger is not None
-
-
-def announce_clause(table: Table, dialect: Dialect) -> ColumnElement[bool]:
-    """A WHERE criterion (always true) that announces the statement it is part of to
-    ``table``'s statement triggers (``postgresql.announcement``); evaluated before the
-    first row changes, in that statement only."""
-    return text(
-        f"set_config('{STATEMENT_SETTING}', :auditkeeper_table || statement_timestamp(), true) "
-        "IS NOT NULL"
-    ).bindparams(auditkeeper_table=statement_token(table, dialect))  # type: ignore[return-value]
 
 
 def _triggers(table: Table, function: str, dialect: Dialect, *, announced: bool) -> list[str]:
