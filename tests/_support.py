@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, event, select
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, MetaData, event, select
+from sqlalchemy.orm import Session, sessionmaker
 
+import auditkeeper
 from auditkeeper.demo.crm import Crm
 
 
@@ -50,3 +52,19 @@ class StatementCounter:
 
 POSTGRES_ONLY = pytest.mark.parametrize("database", ["postgresql"], indirect=True)
 """For what only PostgreSQL has (stored procedures, TRUNCATE): runs there, never skips."""
+
+
+def model_engine(database: Any, metadata: MetaData, keeper: auditkeeper.Auditkeeper) -> Engine:
+    """An engine on the test's database, with a test module's own model and its log."""
+    engine: Engine = database.engine()
+    metadata.create_all(engine)
+    keeper.create_all(engine)
+    return engine
+
+
+def installed_sessions(engine: Engine, keeper: auditkeeper.Auditkeeper) -> Iterator[Any]:
+    """A fixture's body: a session factory audited by ``keeper`` while the test runs."""
+    factory = sessionmaker(engine, expire_on_commit=False)
+    installation = keeper.install(factory)
+    yield factory
+    installation.uninstall()

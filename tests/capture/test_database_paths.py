@@ -18,10 +18,10 @@ from sqlalchemy import DateTime, Engine, ForeignKey, Numeric, select, text, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY
+from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
 
 
 class Action(enum.IntEnum):
@@ -78,18 +78,12 @@ class Stamp(Base):
 
 @pytest.fixture
 def engine(database) -> Engine:
-    engine = database.engine()
-    Base.metadata.create_all(engine)
-    keeper.create_all(engine)
-    return engine
+    return model_engine(database, Base.metadata, keeper)
 
 
 @pytest.fixture
 def sessions(engine: Engine):
-    factory = sessionmaker(engine, expire_on_commit=False)
-    installation = keeper.install(factory)
-    yield factory
-    installation.uninstall()
+    yield from installed_sessions(engine, keeper)
 
 
 def log(engine: Engine) -> list:

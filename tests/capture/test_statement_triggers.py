@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, ForeignKey, delete, event, select, text, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY
+from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
 
 
 class Action(enum.IntEnum):
@@ -63,18 +63,12 @@ class Leaf(Base):
 
 @pytest.fixture
 def engine(database) -> Engine:
-    engine = database.engine()
-    Base.metadata.create_all(engine)
-    keeper.create_all(engine)
-    return engine
+    return model_engine(database, Base.metadata, keeper)
 
 
 @pytest.fixture
 def sessions(engine: Engine):
-    factory = sessionmaker(engine, expire_on_commit=False)
-    installation = keeper.install(factory)
-    yield factory
-    installation.uninstall()
+    yield from installed_sessions(engine, keeper)
 
 
 def changes(engine: Engine) -> list[Any]:
