@@ -18,6 +18,8 @@ cascades visible; they cannot make the log tamper-proof against the file's owner
 
 from __future__ import annotations
 
+import json
+
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
@@ -80,18 +82,18 @@ def table_triggers(
     for verb in _VERBS:
         name = preparer.quote(f"{table.name}_audit_capture_{verb.lower()}")
         statements.append(f"DROP TRIGGER IF EXISTS {name}")
-        action = _action(plan, verb)
+        columns = _columns(plan.columns, verb)
+        action = _action(plan, verb, columns)
         if action == "NULL":
             continue  # this class does not audit that verb
         row = "OLD" if verb == "DELETE" else "NEW"
         number, key = _key(row, plan)
-        columns = _columns(plan.columns, verb)
         values = _pending_values(tables, verb, plan.entity_type, action, number, key, columns)
         statements.append(
-            f"CREATE TRIGGER {name} AFTER {verb} ON {quoted} "
-            f"WHEN {action} IS NOT NULL BEGIN "
+            f"CREATE TRIGGER {name} AFTER {verb} ON {quoted} BEGIN "
             f"INSERT INTO {PENDING} (log_table, kind, entity_type, action, number_identifier, "
-            f"entity_key, changed_objects, changed) {values}; "
+            f"entity_key, changed_objects, changed) {values} "
+            f"FROM {_texts(plan.columns, verb)} WHERE {action} IS NOT NULL; "
             f"{_move(tables, dialect)} END"
         )
     return statements
@@ -125,19 +127,30 @@ def link_triggers(tables: AuditTables, sides: list[LinkSide], dialect: Dialect) 
 
 def _columns(columns: tuple[AuditedColumn, ...], verb: str) -> list[tuple[AuditedColumn, str, str]]:
     """``(column, old JSON text, new JSON text)``, unredacted ('null' for the side the
-    verb has not: an INSERT trigger has no OLD row, a DELETE trigger no NEW one)."""
+    verb has not: an INSERT trigger has no OLD row, a DELETE trigger no NEW one), as
+    columns of ``_texts``."""
     return [
         (
             c,
-            "'null'"
-            if verb == "INSERT"
-            else sqlite_json_text(f"OLD.{quote_column(c.name)}", c.column),
-            "'null'"
-            if verb == "DELETE"
-            else sqlite_json_text(f"NEW.{quote_column(c.name)}", c.column),
+            "'null'" if verb == "INSERT" else f"v.o{i}",
+            "'null'" if verb == "DELETE" else f"v.n{i}",
         )
-        for c in columns
+        for i, c in enumerate(columns)
     ]
+
+
+def _texts(columns: tuple[AuditedColumn, ...], verb: str) -> str:
+    """The row's JSON texts, each computed once: the action, the documents, the
+    difference and the changed names all read them (written out in each, a column's
+    text was computed up to seven times). ``DISTINCT`` keeps SQLite from flattening the
+    subquery back into them."""
+    texts = []
+    for i, c in enumerate(columns):
+        if verb != "INSERT":
+            texts.append(f"{sqlite_json_text(f'OLD.{quote_column(c.name)}', c.column)} AS o{i}")
+        if verb != "DELETE":
+            texts.append(f"{sqlite_json_text(f'NEW.{quote_column(c.name)}', c.column)} AS n{i}")
+    return f"(SELECT DISTINCT {', '.join(texts) or 'NULL'}) AS v"
 
 
 def _shown(column: AuditedColumn, value: str) -> str:
@@ -163,24 +176,30 @@ def _pending_values(
     key: str,
     columns: list[tuple[AuditedColumn, str, str]],
 ) -> str:
-    """The SELECT that builds the pending row of one change."""
-    pairs = " UNION ALL ".join(
-        f"SELECT {sql_literal(c.name)} AS k, {old} AS o, {new} AS n, "
-        f"{_shown(c, old)} AS so, {_shown(c, new)} AS sn"
-        for c, old, new in columns
-    )
+    """The SELECT that builds the pending row of one change. Every part is a plain
+    expression of the row: ``json_patch`` drops the unchanged columns' null entries from
+    the difference (JSON merge patch), and the changed names are concatenated, with no
+    aggregate over a derived table of the columns."""
+    entries, names = [], []
+    for c, old, new in columns:
+        if verb == "INSERT":
+            changed_when, shown = f"{new} <> 'null'", f"json_array(NULL, json({_shown(c, new)}))"
+        elif verb == "DELETE":
+            changed_when, shown = f"{old} <> 'null'", f"json_array(json({_shown(c, old)}), NULL)"
+        else:
+            changed_when = f"{old} IS NOT {new}"
+            shown = f"json_array(json({_shown(c, old)}), json({_shown(c, new)}))"
+        entries.append(f"{sql_literal(c.name)}, CASE WHEN {changed_when} THEN {shown} END")
+        listed = sql_literal(json.dumps(c.name, ensure_ascii=False) + ",")
+        names.append(f"CASE WHEN {changed_when} THEN {listed} ELSE '' END")
     if verb == "INSERT":
-        changed_when, shown = "n <> 'null'", "json_array(NULL, json(sn))"
         previous, current = "NULL", _document(columns, 1)
     elif verb == "DELETE":
-        changed_when, shown = "o <> 'null'", "json_array(json(so), NULL)"
         previous, current = _document(columns, 0), "NULL"
     else:
-        changed_when, shown = "o IS NOT n", "json_array(json(so), json(sn))"
         previous, current = _document(columns, 0), _document(columns, 1)
-    source = f"FROM ({pairs}) WHERE {changed_when}" if pairs else "WHERE 0"
-    difference = f"(SELECT json_group_object(k, {shown}) {source})"
-    changed = f"(SELECT json_group_array(k) {source})"
+    difference = f"json_patch('{{}}', json_object({', '.join(entries)}))"
+    changed = f"'[' || rtrim({' || '.join(names)}, ',') || ']'" if names else "'[]'"
     return (
         f"SELECT {sql_literal(tables.log.name)}, '{verb}', {entity_type}, {action}, {number}, "
         f"{key}, json_object('previous', {previous}, 'current', {current}, "
@@ -188,16 +207,12 @@ def _pending_values(
     )
 
 
-def _action(plan: ClassPlan, verb: str) -> str:
+def _action(plan: ClassPlan, verb: str, columns: list[tuple[AuditedColumn, str, str]]) -> str:
     """The action of the change, as ``ClassPlan`` picks it; 'NULL' when not audited."""
     if verb != "UPDATE":
         code = plan.create if verb == "INSERT" else plan.delete
         return "NULL" if code is None else str(code)
-    differs = {
-        c.name: f"({sqlite_json_text(f'OLD.{quote_column(c.name)}', c.column)} IS NOT "
-        f"{sqlite_json_text(f'NEW.{quote_column(c.name)}', c.column)})"
-        for c in plan.columns
-    }
+    differs = {c.name: f"({old} IS NOT {new})" for c, old, new in columns}
     if not differs:
         return "NULL"
     branches = "".join(
