@@ -37,14 +37,16 @@ from sqlalchemy import (
     Text,
     Time,
     Uuid,
+    delete,
     select,
+    update,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import auditkeeper
 from auditkeeper import CaptureError
 from auditkeeper.model.values import dumps, loads, to_json_value
-from tests._support import entries
+from tests._support import POSTGRES_ONLY, entries
 
 HYPOTHESIS = settings(
     max_examples=30,
@@ -909,3 +911,77 @@ def test_the_capture_triggers_write_the_values_as_the_flush_does(model: Model, d
         expected["blob"] = "hex:00ff6279746573"  # no base64 in SQLite
         expected["amount"] = "12.500000000000000000000000000000"  # a REAL: 15 digits
     assert by_trigger.current == expected
+
+
+@POSTGRES_ONLY
+def test_the_statement_triggers_write_every_type_as_the_row_trigger(model: Model) -> None:
+    """The set-based SQL of a bulk statement (docs/bulk.md) against the row trigger's,
+    value type by value type: the same two rows, changed, then deleted, by each."""
+    first = {
+        "aware": dt.datetime(2026, 3, 1, 12, 30, 15, 500, tzinfo=dt.UTC),
+        "naive": dt.datetime(2026, 3, 1, 12, 30, 15),
+        "day": dt.date(1999, 12, 31),
+        "clock": dt.time(23, 59, 58, 120000),
+        "amount": decimal.Decimal("12.500000000000000000000000000001"),
+        "ident": uuid.UUID("12345678-1234-5678-1234-567812345678"),
+        "status": Status.ON_HOLD,
+        "colour": Colour.DARK_BLUE,
+        "blob": ALL_BYTES,
+        "doc": NESTED,
+        "label": 'quote " and \\ and <tag>',
+        "ratio": 0.1,
+        "body": MEGABYTE_TEXT[:5000],
+        "flag": True,
+        "big": 2**62,
+    }
+    second = {
+        "aware": dt.datetime(2027, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=5, minutes=30))),
+        "naive": None,
+        "day": dt.date(2000, 1, 1),
+        "clock": None,
+        "amount": decimal.Decimal("-0.000000000000000000000000000001"),
+        "ident": None,
+        "status": None,
+        "colour": Colour.DARK_BLUE,
+        "blob": b"",
+        "doc": {"flag": False, "list": [None]},
+        "label": "",
+        "ratio": float("-inf"),
+        "body": "None",
+        "flag": False,
+        "big": -(2**63),
+    }
+    with model.sessions() as session:
+        session.add_all([model.Sample(id=1, **first), model.Sample(id=2, **first)])
+        session.commit()
+    for key, disabled in ((1, None), (2, "samples_audit_updates")):
+        if disabled:
+            with model.engine.begin() as connection:
+                connection.exec_driver_sql(f"ALTER TABLE samples DISABLE TRIGGER {disabled}")
+        with model.sessions() as session:
+            sample = model.Sample
+            session.execute(update(sample).where(sample.id == key).values(**second))
+            session.commit()
+    for key, disabled in ((1, None), (2, "samples_audit_deletes")):
+        if disabled:
+            with model.engine.begin() as connection:
+                connection.exec_driver_sql(f"ALTER TABLE samples DISABLE TRIGGER {disabled}")
+        with model.sessions() as session:
+            session.execute(delete(model.Sample).where(model.Sample.id == key))
+            session.commit()
+    rows = model.rows()[2:]
+    assert [r.context["captured_by"] for r in rows] == [
+        "database statement trigger",
+        "database trigger",
+        "database statement trigger",
+        "database trigger",
+    ]
+
+    def without_key(document: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if document is None else {k: v for k, v in document.items() if k != "id"}
+
+    for by_statement, by_row in (rows[0:2], rows[2:4]):
+        assert by_statement.action == by_row.action
+        for side in ("previous", "current", "difference"):
+            assert without_key(getattr(by_statement, side)) == without_key(getattr(by_row, side))
+    assert set(rows[0].difference) == set(first) - {"colour"}
