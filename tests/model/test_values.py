@@ -916,7 +916,7 @@ def test_the_capture_triggers_write_the_values_as_the_flush_does(model: Model, d
 @POSTGRES_ONLY
 def test_the_statement_triggers_write_every_type_as_the_row_trigger(model: Model) -> None:
     """The set-based SQL of a bulk statement (docs/bulk.md) against the row trigger's,
-    value type by value type: the same two rows, changed, then deleted, by each."""
+    value type by value type: the same rows inserted, changed, then deleted, by each."""
     first = {
         "aware": dt.datetime(2026, 3, 1, 12, 30, 15, 500, tzinfo=dt.UTC),
         "naive": dt.datetime(2026, 3, 1, 12, 30, 15),
@@ -954,6 +954,16 @@ def test_the_statement_triggers_write_every_type_as_the_row_trigger(model: Model
     with model.sessions() as session:
         session.add_all([model.Sample(id=1, **first), model.Sample(id=2, **first)])
         session.commit()
+    columns = ", ".join(c for c in COLUMNS if c != "id")
+    announce = "set_config('auditkeeper.statement', 'samples' || statement_timestamp(), true)"
+    with model.engine.begin() as connection:  # copies: by the statement trigger, by the row one
+        connection.exec_driver_sql(
+            f"INSERT INTO samples (id, {columns}) SELECT 3, {columns} FROM samples "
+            f"WHERE id = 1 AND {announce} IS NOT NULL"
+        )
+        connection.exec_driver_sql(
+            f"INSERT INTO samples (id, {columns}) SELECT 4, {columns} FROM samples WHERE id = 1"
+        )
     for key, disabled in ((1, None), (2, "samples_audit_updates")):
         if disabled:
             with model.engine.begin() as connection:
@@ -973,15 +983,13 @@ def test_the_statement_triggers_write_every_type_as_the_row_trigger(model: Model
     assert [r.context["captured_by"] for r in rows] == [
         "database statement trigger",
         "database trigger",
-        "database statement trigger",
-        "database trigger",
-    ]
+    ] * 3
 
     def without_key(document: dict[str, Any] | None) -> dict[str, Any] | None:
         return None if document is None else {k: v for k, v in document.items() if k != "id"}
 
-    for by_statement, by_row in (rows[0:2], rows[2:4]):
+    for by_statement, by_row in (rows[0:2], rows[2:4], rows[4:6]):
         assert by_statement.action == by_row.action
         for side in ("previous", "current", "difference"):
             assert without_key(getattr(by_statement, side)) == without_key(getattr(by_row, side))
-    assert set(rows[0].difference) == set(first) - {"colour"}
+    assert set(rows[2].difference) == set(first) - {"colour"}
