@@ -360,3 +360,54 @@ def test_every_synchronize_session_strategy_works_and_is_logged(
         (4, Action.DELETE),
     ]
     assert rows[0].difference == {"size": [4, 7]}
+
+
+@POSTGRES_ONLY
+def test_rows_an_application_trigger_changes_in_the_same_table_are_logged_once(
+    engine: Engine, sessions
+):
+    """A statement run by a trigger of the application has its own transition tables and
+    statement trigger call, under the bulk statement's announcement."""
+    seed(sessions)
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "CREATE FUNCTION grow_parent() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                "UPDATE nodes SET size = size + 1 WHERE id = NEW.parent_id; RETURN NULL; END $$"
+            )
+        )
+        connection.execute(
+            text(
+                "CREATE TRIGGER grow_parent AFTER UPDATE OF name ON nodes "
+                "FOR EACH ROW EXECUTE FUNCTION grow_parent()"
+            )
+        )
+    with sessions() as session:
+        session.execute(update(Node).where(Node.id.in_([2, 3])).values(name=Node.name + "!"))
+        session.commit()
+    # The application trigger's statement ends, and is logged, before the bulk statement.
+    logged = sorted((r.number_identifier, sorted(r.difference.items())) for r in changes(engine))
+    assert logged == [
+        (1, [("size", [0, 1])]),
+        (2, [("name", ["branch", "branch!"])]),
+        (2, [("size", [0, 1])]),
+        (3, [("name", ["twig", "twig!"])]),
+    ]
+    rows = changes(engine)
+    assert {r.context["captured_by"] for r in rows} == {"database statement trigger"}
+
+
+@POSTGRES_ONLY
+def test_a_raw_change_that_repeats_a_bulk_statement_change_is_logged(engine: Engine, sessions):
+    seed(sessions)
+    with sessions() as session:
+        session.execute(update(Node).where(Node.id == 4).values(size=1))
+        session.execute(text("UPDATE nodes SET size = 4 WHERE id = 4"))
+        session.execute(text("UPDATE nodes SET size = 1 WHERE id = 4"))
+        session.commit()
+    rows = changes(engine)
+    assert [r.difference for r in rows] == [
+        {"size": [4, 1]},
+        {"size": [1, 4]},
+        {"size": [4, 1]},
+    ]

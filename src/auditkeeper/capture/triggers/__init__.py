@@ -222,10 +222,10 @@ def _triggers(table: Table, function: str, dialect: Dialect, *, announced: bool)
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
-    # An announced statement's own rows (depth 0) are its statement triggers'; the rows
-    # of cascades and of other triggers still come here.
+    # The rows an announced statement changes here, its cascades' and its triggers'
+    # included, are its statement triggers'.
     when = (
-        f" WHEN (pg_trigger_depth() > 0 OR current_setting('{STATEMENT_SETTING}', true) "
+        f" WHEN (current_setting('{STATEMENT_SETTING}', true) "
         f"IS DISTINCT FROM {announcement(table, dialect)})"
         if announced
         else ""

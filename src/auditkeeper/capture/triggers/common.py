@@ -37,8 +37,7 @@ MARK = '{"captured_by": "database trigger"}'
 """What a trigger adds to a row's ``context``."""
 
 STATEMENT_MARK = '{"captured_by": "database statement trigger"}'
-"""What a PostgreSQL statement trigger adds instead: its rows, like the flush's, cover
-the changes they describe (``postgresql._logged_already``)."""
+"""What a PostgreSQL statement trigger adds instead (a bulk statement's rows)."""
 
 
 @dataclass(frozen=True, slots=True)

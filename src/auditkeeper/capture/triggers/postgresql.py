@@ -38,6 +38,7 @@ from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
 from .common import (
     ACTOR_SETTING,
+    CAPTURED_BY,
     MARK,
     STATEMENT_MARK,
     STATEMENT_SETTING,
@@ -65,8 +66,8 @@ _REFUSE_TRUNCATE = (
     "auditkeeper: TRUNCATE of audited table % is refused: it would remove rows without "
     "logging them; DELETE them instead"
 )
-# Rows of the row triggers cover only the change each was written for.
-_NOT_OURS = f"NOT coalesce(l.context @> {sql_literal(MARK)}::jsonb, false)"
+# Rows the triggers wrote cover only the changes they were written for.
+_NOT_OURS = f"NOT coalesce(l.context ? {sql_literal(CAPTURED_BY)}, false)"
 _TRUNCATE_GUARD = f"""
     IF TG_OP = 'TRUNCATE' THEN
         RAISE EXCEPTION {sql_literal(_REFUSE_TRUNCATE)}, TG_TABLE_NAME
@@ -344,14 +345,14 @@ def statement_function(
     """The function of ``table``'s statement triggers: it logs, set-based, every row of
     an announced statement (``announcement``), and does nothing for any other.
 
-    An announced statement's own rows skip the row trigger (its ``WHEN``), so each is
-    logged once, here, with no probe and no queue at commit; whatever the statement
-    does (an INSERT, an upsert, several changes in one query), a statement trigger
-    takes its rows, so an announcement can move a change's logging but never silence
-    it. A cascade of the statement into the same table lands in the same transition
-    table, and its row events (queued: they run deeper than the statement) find this
-    row and skip. Statements of the application's own triggers (deeper than 1) are left
-    to the row trigger.
+    Every row the announced statement changes in this table skips the row trigger (its
+    ``WHEN``), so each is logged once, here, with no probe and no queue at commit.
+    Whatever the statement does (an INSERT, an upsert, several changes in one query), a
+    statement trigger takes its rows, so an announcement can move a change's logging
+    but never silence it. That holds at any trigger depth: the database's cascades into
+    the same table land in the statement's own transition tables, and a statement that
+    one of the application's triggers runs has its own, and its own statement trigger
+    call, under the same announcement (the client statement's start time).
     """
     branches = []
     if plan.create is not None:
@@ -366,8 +367,8 @@ def statement_function(
     )
     body = f"""
 BEGIN
-    IF pg_trigger_depth() <> 1 OR current_setting({sql_literal(STATEMENT_SETTING)}, true)
-                                  IS DISTINCT FROM {announcement(table, dialect)} THEN
+    IF current_setting({sql_literal(STATEMENT_SETTING)}, true)
+       IS DISTINCT FROM {announcement(table, dialect)} THEN
         RETURN NULL;  -- not announced: the row trigger logs each row
     END IF;
     {logs}
