@@ -96,6 +96,9 @@ def main(argv: list[str] | None = None) -> int:
             print(render(meta, results))
             for workload in _choose(args.profile, WORKLOADS, "workload") if args.profile else []:
                 print(profile(workload, dialects[0], server, Path(folder), args))
+            if args.server_stats:
+                workloads = _choose(args.server_stats, WORKLOADS, "workload")
+                print(server_stats(workloads, Path(folder), args))
     failed = [r for r in results if "error" in r]
     return 1 if failed else 0
 
@@ -127,6 +130,13 @@ def _parser() -> argparse.ArgumentParser:
         help="after the table, profile auditkeeper on these workloads with pyinstrument",
     )
     parser.add_argument("--profile-dir", metavar="DIR", help="keep the profiles' text here")
+    parser.add_argument(
+        "--server-stats",
+        metavar="WORKLOADS",
+        help="after the table, run auditkeeper once on these workloads on a PostgreSQL "
+        "cluster with pg_stat_statements, and print the server's time per statement "
+        "(nested ones included) and per function",
+    )
     return parser
 
 
@@ -188,6 +198,8 @@ def run_job(
     rows: int,
     batch: int,
     profile_path: Path | None = None,
+    *,
+    with_server_stats: bool = False,
 ) -> dict[str, Any]:
     """One measurement in a fresh process on a fresh database."""
     with _fresh_database(dialect, server, folder) as url:
@@ -202,6 +214,8 @@ def run_job(
         ]
         if profile_path is not None:
             command.append(f"--profile={profile_path}")
+        if with_server_stats:
+            command.append("--server-stats")
         try:
             done = subprocess.run(
                 command, capture_output=True, text=True, timeout=1800, check=False
@@ -283,6 +297,82 @@ def profile(
         f"{where}\n\n{result['total_ms']:.0f} ms under the profiler\n\n```text\n"
         f"{target.read_text().strip()}\n```\n"
     )
+
+
+def server_stats(workloads: list[str], folder: Path, args: argparse.Namespace) -> str:
+    """auditkeeper once per workload on a PostgreSQL cluster of its own that records
+    every statement and function (``--pg-url``: that server, which must preload
+    pg_stat_statements), as tables of the server's time in the timed part."""
+    from bench.capture_worker import SERVER_STATS_SETTINGS
+    from tests.pgcluster import throwaway_cluster
+
+    cluster = (
+        contextlib.nullcontext(args.pg_url)
+        if args.pg_url
+        else throwaway_cluster(fsync=True, settings=SERVER_STATS_SETTINGS)
+    )
+    parts = []
+    with cluster as url:
+        for workload in workloads:
+            result = run_job(
+                "postgresql",
+                workload,
+                "auditkeeper",
+                url,
+                folder,
+                args.rows,
+                args.batch,
+                with_server_stats=True,
+            )
+            parts.append(server_stats_tables(workload, result))
+    return "".join(parts)
+
+
+def server_stats_tables(workload: str, result: dict[str, Any]) -> str:
+    title = f"\n### Server time: auditkeeper, PostgreSQL, workload ({workload})\n\n"
+    if "error" in result:
+        return f"{title}failed: {result['error']}\n"
+    stats = result["server_stats"]
+    changed = result["changed_rows"]
+    lines = [
+        f"{result['total_ms']:.0f} ms in all (pg_stat_statements and track_functions on); "
+        f"{changed:,} changed rows; times are the server's, summed over the timed part.\n",
+        _row(["statement", "nested", "calls", "plan ms", "exec ms", "µs per changed row"]),
+        _row(["---"] * 6),
+    ]
+    for row in stats["statements"]:
+        spent = row["plan_ms"] + row["exec_ms"]
+        lines.append(
+            _row(
+                [
+                    f"`{row['query']}`",
+                    "yes" if row["nested"] else "",
+                    f"{row['calls']:,}",
+                    f"{row['plan_ms']:.1f}",
+                    f"{row['exec_ms']:.1f}",
+                    f"{spent * 1000 / changed:.1f}",
+                ]
+            )
+        )
+    lines += [
+        "",
+        _row(["function", "calls", "self ms", "total ms", "µs self per call"]),
+        _row(["---"] * 5),
+    ]
+    for row in stats["functions"]:
+        calls = row["calls"] or 1
+        lines.append(
+            _row(
+                [
+                    f"`{row['function']}`",
+                    f"{row['calls']:,}",
+                    f"{row['self_ms']:.1f}",
+                    f"{row['total_ms']:.1f}",
+                    f"{row['self_ms'] * 1000 / calls:.1f}",
+                ]
+            )
+        )
+    return title + "\n".join(lines) + "\n"
 
 
 # -- the machine --------------------------------------------------------------------------

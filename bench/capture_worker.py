@@ -89,8 +89,13 @@ def run(
     rows: int = 10_000,
     batch: int = 100,
     profile: str | None = None,
+    server_stats: bool = False,
 ) -> dict[str, Any]:
-    """Measure ``workload`` for ``variant`` on the empty database at ``url``."""
+    """Measure ``workload`` for ``variant`` on the empty database at ``url``.
+
+    ``server_stats`` (PostgreSQL, a server with ``pg_stat_statements`` preloaded): also
+    return what the server spent in the timed part, per statement (nested ones, such as
+    a trigger's, included) and per function (``SERVER_STATS_SETTINGS``)."""
     if workload not in WORKLOADS:
         raise ValueError(f"unknown workload {workload!r}; choose from {', '.join(WORKLOADS)}")
     model = build(variant)
@@ -113,6 +118,8 @@ def run(
         counter = _StatementCounter(engine, factory)
         rss_before = _max_rss_mb()
         profiler = _start_profiler() if profile else None
+        if server_stats:
+            _reset_server_stats(engine)
         with model.actor():
             started = time.perf_counter()
             work()
@@ -124,6 +131,7 @@ def run(
             )
         rss_after = _max_rss_mb()
         counter.close()
+        stats = _server_stats(engine) if server_stats else None
 
         audit_rows_after = _audit_rows(engine, model)
         audit_statements = counter.audit_statements(model.audit_tables)
@@ -152,6 +160,7 @@ def run(
             "rss_peak_mb": round(rss_after, 1),
             "rss_growth_mb": round(max(0.0, rss_after - rss_before), 1),
             "profiled": bool(profile),
+            **({"server_stats": stats} if stats is not None else {}),
         }
     finally:
         engine.dispose()
@@ -440,6 +449,13 @@ def _shorten(statement: str) -> str:
     return flat if len(flat) <= 90 else flat[:87] + "..."
 
 
+def _ends(statement: str) -> str:
+    """Both ends of a statement: a trigger's INSERT into the log and the flush's start
+    alike and differ at the end."""
+    flat = " ".join(statement.split())
+    return flat if len(flat) <= 100 else f"{flat[:55]} ... {flat[-40:]}"
+
+
 def _audit_rows(engine: Engine, model: Model) -> int:
     if not model.audit_tables:
         return 0
@@ -477,6 +493,69 @@ def _bytes_per_row(engine: Engine, model: Model, audit_rows: int) -> float | Non
     return None if size is None else round(int(size) / audit_rows, 1)
 
 
+SERVER_STATS_SETTINGS = {
+    "shared_preload_libraries": "pg_stat_statements",
+    "pg_stat_statements.track": "all",
+    "pg_stat_statements.track_planning": "on",
+    "track_functions": "all",
+}
+"""What a server needs for ``server_stats``: every statement, nested ones included,
+with its planning time, and every function's own time."""
+
+
+def _reset_server_stats(engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        raise ValueError("server statistics are PostgreSQL's")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        connection.exec_driver_sql("SELECT pg_stat_statements_reset()")
+        connection.exec_driver_sql("SELECT pg_stat_reset()")
+
+
+def _server_stats(engine: Engine) -> dict[str, list[dict[str, Any]]]:
+    """The timed part's statements and functions in this database, costliest first."""
+    engine.dispose()  # the workload's backends exit, and report their function times
+    time.sleep(0.5)
+    with engine.connect() as connection:
+        connection.exec_driver_sql("SELECT pg_stat_clear_snapshot()")
+        statements = connection.execute(
+            text(
+                "SELECT s.query, s.toplevel, s.calls, s.rows, "
+                "s.total_plan_time, s.total_exec_time FROM pg_stat_statements s "
+                "JOIN pg_database d ON d.oid = s.dbid WHERE d.datname = current_database() "
+                "AND s.query NOT LIKE :own "
+                "ORDER BY s.total_plan_time + s.total_exec_time DESC LIMIT 12"
+            ),
+            {"own": "%pg_stat_%"},
+        ).mappings()
+        functions = connection.exec_driver_sql(
+            "SELECT funcname, calls, self_time, total_time FROM pg_stat_user_functions "
+            "ORDER BY self_time DESC LIMIT 12"
+        ).mappings()
+        return {
+            "statements": [
+                {
+                    "query": _ends(row["query"]),
+                    "nested": not row["toplevel"],
+                    "calls": row["calls"],
+                    "rows": row["rows"],
+                    "plan_ms": round(row["total_plan_time"], 3),
+                    "exec_ms": round(row["total_exec_time"], 3),
+                }
+                for row in statements
+            ],
+            "functions": [
+                {
+                    "function": row["funcname"],
+                    "calls": row["calls"],
+                    "self_ms": round(row["self_time"], 3),
+                    "total_ms": round(row["total_time"], 3),
+                }
+                for row in functions
+            ],
+        }
+
+
 def _max_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
@@ -501,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--profile", metavar="PATH", help="write a pyinstrument text profile")
+    parser.add_argument(
+        "--server-stats",
+        action="store_true",
+        help="PostgreSQL: also report the server's time per statement and function",
+    )
     args = parser.parse_args(argv)
     result = run(
         args.variant,
@@ -510,6 +594,7 @@ def main(argv: list[str] | None = None) -> int:
         rows=args.rows,
         batch=args.batch,
         profile=args.profile,
+        server_stats=args.server_stats,
     )
     print(json.dumps(result))
     return 0

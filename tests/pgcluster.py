@@ -52,8 +52,11 @@ def _run(args: list[str], as_user: str | None) -> subprocess.CompletedProcess[st
 
 
 @contextlib.contextmanager
-def throwaway_cluster(*, fsync: bool = False) -> Iterator[str]:
-    """Start a private cluster and yield its SQLAlchemy URL (user ``postgres``)."""
+def throwaway_cluster(
+    *, fsync: bool = False, settings: dict[str, str] | None = None
+) -> Iterator[str]:
+    """Start a private cluster and yield its SQLAlchemy URL (user ``postgres``);
+    ``settings`` are more server settings (``-c name=value``)."""
     as_user = "postgres" if os.geteuid() == 0 else None
     folder = Path(tempfile.mkdtemp(prefix="auditkeeper-pg-"))
     if as_user is not None:
@@ -82,7 +85,7 @@ def throwaway_cluster(*, fsync: bool = False) -> Iterator[str]:
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
         f"-c fsync={'on' if fsync else 'off'} -c synchronous_commit={'on' if fsync else 'off'} "
         "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
-    )
+    ) + "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     start = _run(
         [
             _bin("pg_ctl"),

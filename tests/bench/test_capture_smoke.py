@@ -12,10 +12,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from bench.capture import plan, render
-from bench.capture_worker import WORKLOADS, changed_rows, describe, run
+from bench.capture import plan, render, server_stats_tables
+from bench.capture_worker import SERVER_STATS_SETTINGS, WORKLOADS, changed_rows, describe, run
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from tests.conftest import Database
+from tests.pgcluster import throwaway_cluster
 
 ROWS = 20
 BATCH = 10
@@ -101,3 +104,30 @@ def test_plan_shuffles_each_repetition_and_skips_postgresql_only_peers():
     assert ("sqlite", "pgaudit") not in {(j[1], j[3]) for j in jobs}
     first, second = jobs[:6], jobs[6:]
     assert [j[1:] for j in first] != [j[1:] for j in second]  # each repetition its order
+
+
+def test_server_stats_name_the_statements_and_functions_that_took_the_time():
+    """``bench/run --server-stats``: a cluster of its own that records every statement,
+    nested ones included, and every function."""
+    with throwaway_cluster(settings=SERVER_STATS_SETTINGS) as url:
+        admin = create_engine(url, isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(text("CREATE DATABASE stats"))
+        admin.dispose()
+        result = run(
+            "auditkeeper",
+            "e",
+            make_url(url).set(database="stats").render_as_string(hide_password=False),
+            rows=ROWS,
+            batch=BATCH,
+            server_stats=True,
+        )
+    statements = result["server_stats"]["statements"]
+    nested = [s for s in statements if s["nested"]]
+    assert any(s["query"].startswith("INSERT INTO audit_log") for s in nested)  # the trigger's
+    assert any(s["query"].startswith("UPDATE item") for s in statements if not s["nested"])
+    functions = {f["function"]: f for f in result["server_stats"]["functions"]}
+    assert functions["item_audit_statement"]["calls"] >= 1
+    table = server_stats_tables("e", result)
+    assert "### Server time: auditkeeper, PostgreSQL, workload (e)" in table
+    assert "| `item_audit_statement` |" in table
