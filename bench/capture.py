@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import signal
 import sqlite3
 import statistics
 import subprocess
@@ -56,6 +57,10 @@ TARGETS = {"a": 1.3, "b": 1.5, "c": 2.0, "d": 1.4, "e": 2.0}
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # Stopped by a signal (kill, a closed terminal), unwind as on Ctrl-C: the throw-away
+    # cluster is stopped and its folder removed, the running worker killed.
+    for stop in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop, _unwind)
     if args.from_json:
         document = json.loads(Path(args.from_json).read_text())
         print(render(document["meta"], document["results"]))
@@ -101,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(server_stats(workloads, Path(folder), args))
     failed = [r for r in results if "error" in r]
     return 1 if failed else 0
+
+
+def _unwind(number: int, frame: Any) -> None:
+    raise SystemExit(128 + number)
 
 
 def _parser() -> argparse.ArgumentParser:
