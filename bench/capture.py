@@ -535,8 +535,8 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
                             ),
                             f"{info['write']:.0f} ({_ratio(info['write_ratio'])})",
                             (
-                                ""
-                                if not audited or not_audited
+                                ""  # nothing logged, or no baseline in this run
+                                if not audited or not_audited or info["added_us_per_row"] is None
                                 else f"{info['added_us_per_row']:,.0f}"
                             ),
                             _number(info["per_flush"]) if audited else "",
