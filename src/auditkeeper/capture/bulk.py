@@ -1,12 +1,15 @@
 """Bulk ORM statements: ``session.execute(insert/update/delete(Model) ...)``.
 
 They bypass the unit of work, so the flush hooks never see them. On PostgreSQL, UPDATE
-and DELETE of a table with a capture trigger are left to the trigger. Elsewhere they are
-wrapped: the rows they will touch are read (and locked, on PostgreSQL) with the
-statement's own WHERE clause, the statement runs, updated rows are read again by
-primary key, and the audit rows go out in one statement: at most three extra statements
-per bulk statement, whatever the number of rows. INSERT gets a RETURNING clause for the
-audited columns, so it costs one extra statement (the audit insert).
+and DELETE of a table with capture triggers are left to the database: the statement
+announces itself (an always-true criterion), and the table's statement trigger logs its
+rows set-based (docs/bulk.md); without a statement trigger, the row trigger logs them at
+commit. Elsewhere they are wrapped: the rows they will touch are read (and locked, on
+PostgreSQL) with the statement's own WHERE clause, the statement runs, updated rows are
+read again by primary key, and the audit rows go out in one statement: at most three
+extra statements per bulk statement, whatever the number of rows. INSERT gets a
+RETURNING clause for the audited columns, so it costs one extra statement (the audit
+insert).
 """
 
 from __future__ import annotations
