@@ -139,8 +139,11 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
             for verb, name in statement_trigger_names(table, targets.tables[table]).items()
         ]
     problems = []
+    installed: dict[Table, dict[str, tuple[bool, str]]] = {}
     for table, trigger, definition, consequence in expected:
-        found = _postgresql_triggers(connection, table).get(trigger)
+        if table not in installed:  # one query per table, for its four triggers
+            installed[table] = _postgresql_triggers(connection, table)
+        found = installed[table].get(trigger)
         where = f"capture trigger {trigger} on {table.fullname}"
         if found is None:
             problems.append(

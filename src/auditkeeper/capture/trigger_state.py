@@ -170,9 +170,8 @@ def _before_execute(
     actor = current_actor()
     if not sqlite:
         _log_pending_of_another_actor(connection, cursor, transaction, actor)
-    sent = connection.info.get(_SENT)
-    sent_now = sent is not None and sent[0]() is transaction
-    has_it = sent_now and sent is not None and sent[1] is actor
+    sent_now, sent_actor = _sent(connection, transaction)
+    has_it = sent_now and sent_actor is actor
     if flushing.get():
         if sqlite and not connection.info.get(_MARKED):
             cursor.execute(_SQLITE_MARK)
@@ -186,7 +185,15 @@ def _before_execute(
     elif has_it:
         return  # this transaction has it already (actors are immutable)
     cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (actor_setting(connection, actor),))
-    connection.info[_SENT] = (weakref.ref(transaction), actor)
+    note_actor_set(connection, actor)
+
+
+def _sent(connection: Connection, transaction: Any) -> tuple[bool, Any]:
+    """Whether ``transaction`` has had an actor set, and which one."""
+    sent = connection.info.get(_SENT)
+    if sent is None or sent[0]() is not transaction:
+        return False, None
+    return True, sent[1]
 
 
 def actor_setting(connection: Connection, actor: Any) -> str:
@@ -203,8 +210,8 @@ def actor_setting_to_send(connection: Connection, actor: Any) -> str | None:
     transaction = connection.get_transaction()
     if transaction is None or connection.dialect.name != "postgresql":
         return None
-    sent = connection.info.get(_SENT)
-    if sent is not None and sent[0]() is transaction and sent[1] is actor:
+    sent_now, sent_actor = _sent(connection, transaction)
+    if sent_now and sent_actor is actor:
         return None
     return actor_setting(connection, actor)
 

@@ -55,7 +55,6 @@ __all__ = [
     "link_function",
     "retired_statements",
     "statement_function",
-    "statement_token",
     "table_function",
     "transaction_index_name",
     "transaction_index_statement",
@@ -271,13 +270,8 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
                     field, jsonb_build_array(old_doc -> field, new_doc -> field));
             END IF;
         END LOOP;
-    ELSE  -- every field set, against null
-        SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
-                    coalesce(old_doc -> k, 'null'::jsonb), coalesce(new_doc -> k, 'null'::jsonb))),
-                    '{{}}'::jsonb)
-          INTO difference
-          FROM jsonb_object_keys(coalesce(new_doc, old_doc)) AS k
-         WHERE jsonb_typeof(coalesce(new_doc, old_doc) -> k) <> 'null';
+    ELSE
+        difference := {_every_field_set("old_doc", "new_doc")};
     END IF;
     chosen := CASE TG_OP WHEN 'INSERT' THEN {_code(plan.create)}
                          WHEN 'DELETE' THEN {_code(plan.delete)}
@@ -298,17 +292,13 @@ NEW_ROWS = "auditkeeper_new_rows"
 """The transition tables of the statement triggers."""
 
 
-def statement_token(table: Table, dialect: Dialect) -> str:
-    """The table's part of an announcement (``announcement``)."""
-    return dialect.identifier_preparer.format_table(table)
-
-
 def announcement(table: Table, dialect: Dialect) -> str:
     """The value of ``auditkeeper.statement`` that hands the rows the current statement
     changes in ``table`` to its statement triggers: the table and the statement's start
     time. The bulk path sets it inside the statement itself, so it holds for that one
     statement: it never outlives it, and a stale or copied value names another time."""
-    return f"({sql_literal(statement_token(table, dialect))} || statement_timestamp())"
+    name = dialect.identifier_preparer.format_table(table)
+    return f"({sql_literal(name)} || statement_timestamp())"
 
 
 class Announcement(ColumnElement[str]):
@@ -414,16 +404,12 @@ def _set_one_side(tables: AuditTables, plan: ClassPlan, dialect: Dialect, verb: 
     """The INSERT of every row of an INSERT or a DELETE, from its transition table:
     every field set, against null."""
     rows, action = (NEW_ROWS, plan.create) if verb == "INSERT" else (OLD_ROWS, plan.delete)
-    pair = "'null'::jsonb, d.doc -> k" if verb == "INSERT" else "d.doc -> k, 'null'::jsonb"
+    old, new = ("NULL::jsonb", "d.doc") if verb == "INSERT" else ("d.doc", "NULL::jsonb")
     source = f"""{rows} AS r
       CROSS JOIN LATERAL (SELECT {_document("r", plan.columns)} AS doc OFFSET 0) AS d
-      CROSS JOIN LATERAL (SELECT coalesce(jsonb_object_agg(k, jsonb_build_array({pair})),
-                                          '{{}}'::jsonb) AS difference
-                            FROM jsonb_object_keys(d.doc) AS k
-                           WHERE jsonb_typeof(d.doc -> k) <> 'null') AS x,
+      CROSS JOIN LATERAL (SELECT {_every_field_set(old, new)} AS difference) AS x,
       """
-    sides = ("NULL::jsonb", "d.doc") if verb == "INSERT" else ("d.doc", "NULL::jsonb")
-    difference, previous, current = _redactions(plan, ("x.difference", *sides))
+    difference, previous, current = _redactions(plan, ("x.difference", old, new))
     return write_statement(
         tables,
         plan.entity_type,
@@ -593,6 +579,16 @@ def _json_object(pairs: list[str]) -> str:
         for i in range(0, len(pairs), per_call)
     ] or ["'{}'::jsonb"]
     return " || ".join(parts)
+
+
+def _every_field_set(old: str, new: str) -> str:
+    """The difference of a creation or a deletion (``old`` or ``new`` is null): every
+    field of the document there is that is not null, against null."""
+    doc = f"coalesce({new}, {old})"
+    return f"""(SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
+                    coalesce({old} -> k, 'null'::jsonb), coalesce({new} -> k, 'null'::jsonb))),
+                    '{{}}'::jsonb)
+          FROM jsonb_object_keys({doc}) AS k WHERE jsonb_typeof({doc} -> k) <> 'null')"""
 
 
 def _update_action(plan: ClassPlan, difference: str = "difference") -> str:
