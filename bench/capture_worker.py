@@ -451,8 +451,8 @@ def _shorten(statement: str) -> str:
 
 def _ends(statement: str) -> str:
     """Both ends of a statement: a trigger's INSERT into the log and the flush's start
-    alike and differ at the end."""
-    flat = " ".join(statement.split())
+    alike and differ at the end. Without comments (a bulk statement's announcement)."""
+    flat = " ".join(re.sub(r"/\*.*?\*/", " ", statement, flags=re.DOTALL).split())
     return flat if len(flat) <= 100 else f"{flat[:55]} ... {flat[-40:]}"
 
 

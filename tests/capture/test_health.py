@@ -180,6 +180,21 @@ def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, eng
     assert kinds(crm, engine) == ["stale-trigger"] * 3  # its three triggers
     crm.keeper.create_all(engine)
     assert crm.keeper.check(engine) == []
+    # A row trigger that an earlier version made looks for its announcement elsewhere:
+    # a bulk statement's rows would be logged by both kinds of trigger.
+    run(
+        engine,
+        "DROP TRIGGER leads_audit_capture ON leads",
+        "CREATE CONSTRAINT TRIGGER leads_audit_capture AFTER INSERT OR UPDATE OR DELETE "
+        "ON leads DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN "
+        "(current_setting('auditkeeper.statement', true) IS DISTINCT FROM "
+        "('leads' || statement_timestamp())) EXECUTE FUNCTION leads_audit_capture()",
+    )
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == ["stale-trigger"]
+    assert "leads_audit_capture on leads" in problems[0].message
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
 
 
 @POSTGRES_ONLY

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, ForeignKey, delete, event, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
+from auditkeeper.capture.triggers import announcement
 from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
 
 
@@ -198,7 +200,7 @@ def test_a_statement_that_fails_before_the_database_announces_nothing(engine: En
     seed(sessions)
 
     def refuse_updates(conn, cursor, statement, parameters, context, executemany):
-        if statement.startswith("UPDATE nodes"):
+        if statement.startswith("UPDATE") and " nodes SET" in statement:
             raise RuntimeError("refused by the application")
 
     event.listen(engine, "before_cursor_execute", refuse_updates)
@@ -231,28 +233,28 @@ def test_a_statement_in_a_failed_savepoint_leaves_capture_as_it_was(engine: Engi
     assert rows[0].context is None  # the flush's row, not doubled by a trigger
 
 
-ANNOUNCE = "set_config('auditkeeper.statement', 'nodes' || statement_timestamp(), true)"
+ANNOUNCE = announcement(Node.__table__, postgresql.dialect())
+EARLIER_ANNOUNCEMENT = "set_config('auditkeeper.statement', 'nodes' || statement_timestamp(), true)"
 
 
 @POSTGRES_ONLY
 @pytest.mark.parametrize(
     ("statements", "expected"),
     [
-        # A copied announcement names the statement that made it, not the next one.
+        # An announcement holds for the query that carries it, not the next one.
         (
-            [f"SELECT {ANNOUNCE}", "INSERT INTO nodes (id, name, size) VALUES (10, 'x', 0)"],
+            [f"{ANNOUNCE} SELECT 1", "INSERT INTO nodes (id, name, size) VALUES (10, 'x', 0)"],
             [(10, Action.CREATE, "database trigger")],
         ),
         (
-            [f"INSERT INTO nodes (id, name, size) SELECT 10, 'x', 0 WHERE {ANNOUNCE} IS NOT NULL"],
+            [f"{ANNOUNCE} INSERT INTO nodes (id, name, size) VALUES (10, 'x', 0)"],
             [(10, Action.CREATE, "database statement trigger")],
         ),
         (
             [
                 "INSERT INTO nodes (id, name, size) VALUES (10, 'x', 0)",
-                f"WITH u AS (UPDATE nodes SET size = 1 WHERE id = 4 AND {ANNOUNCE} IS NOT NULL "
-                "RETURNING id), d AS (DELETE FROM nodes WHERE id = 10 RETURNING id) "
-                "SELECT * FROM u, d",
+                f"WITH u AS (UPDATE {ANNOUNCE} nodes SET size = 1 WHERE id = 4 RETURNING id), "
+                "d AS (DELETE FROM nodes WHERE id = 10 RETURNING id) SELECT * FROM u, d",
             ],
             [
                 (4, Action.UPDATE, "database statement trigger"),
@@ -264,12 +266,40 @@ ANNOUNCE = "set_config('auditkeeper.statement', 'nodes' || statement_timestamp()
             [
                 "INSERT INTO nodes (id, name, size) "
                 "SELECT * FROM (VALUES (4, 'four', 4), (10, 'x', 0)) v "
-                f"WHERE {ANNOUNCE} IS NOT NULL ON CONFLICT (id) DO UPDATE SET name = excluded.name"
+                f"ON CONFLICT (id) DO UPDATE SET name = excluded.name {ANNOUNCE}"
             ],
             [
                 (4, Action.RENAME, "database statement trigger"),
                 (10, Action.CREATE, "database statement trigger"),
             ],
+        ),
+        (
+            [
+                f"{ANNOUNCE} MERGE INTO nodes USING (VALUES (4, 44), (10, 0)) v (id, size) "
+                "ON nodes.id = v.id WHEN MATCHED THEN UPDATE SET size = v.size "
+                "WHEN NOT MATCHED THEN INSERT (id, name, size) VALUES (v.id, 'x', v.size)"
+            ],
+            [
+                (4, Action.UPDATE, "database statement trigger"),
+                (10, Action.CREATE, "database statement trigger"),
+            ],
+        ),
+        (  # statements that a DO block (or any function) runs share the client's query
+            [f"{ANNOUNCE} DO $$ BEGIN UPDATE nodes SET size = 5 WHERE id = 4; END $$"],
+            [(4, Action.UPDATE, "database statement trigger")],
+        ),
+        (  # as a value, not a comment: the same
+            [f"UPDATE nodes SET name = '{ANNOUNCE}' WHERE id = 4"],
+            [(4, Action.RENAME, "database statement trigger")],
+        ),
+        (  # the setting by which earlier versions announced: it means nothing now, however
+            # the query changes it (it once let such a query leave its rows to no trigger)
+            [
+                f"WITH u AS (UPDATE nodes SET size = 1 WHERE id = 4 AND {EARLIER_ANNOUNCEMENT} "
+                "IS NOT NULL RETURNING id) "
+                "SELECT set_config('auditkeeper.statement', 'x', true) FROM u"
+            ],
+            [(4, Action.UPDATE, "database trigger")],
         ),
     ],
 )

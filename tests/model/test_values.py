@@ -41,10 +41,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import auditkeeper
 from auditkeeper import CaptureError
+from auditkeeper.capture.triggers import announcement
 from auditkeeper.model.values import dumps, loads, to_json_value
 from tests._support import POSTGRES_ONLY, entries
 
@@ -955,11 +957,11 @@ def test_the_statement_triggers_write_every_type_as_the_row_trigger(model: Model
         session.add_all([model.Sample(id=1, **first), model.Sample(id=2, **first)])
         session.commit()
     columns = ", ".join(c for c in COLUMNS if c != "id")
-    announce = "set_config('auditkeeper.statement', 'samples' || statement_timestamp(), true)"
+    announce = announcement(model.Sample.__table__, postgresql.dialect())
     with model.engine.begin() as connection:  # copies: by the statement trigger, by the row one
         connection.exec_driver_sql(
-            f"INSERT INTO samples (id, {columns}) SELECT 3, {columns} FROM samples "
-            f"WHERE id = 1 AND {announce} IS NOT NULL"
+            f"{announce} INSERT INTO samples (id, {columns}) SELECT 3, {columns} FROM samples "
+            "WHERE id = 1"
         )
         connection.exec_driver_sql(
             f"INSERT INTO samples (id, {columns}) SELECT 4, {columns} FROM samples WHERE id = 1"

@@ -2,7 +2,7 @@
 
 They bypass the unit of work, so the flush hooks never see them. On PostgreSQL, UPDATE
 and DELETE of a table with capture triggers are left to the database: the statement
-announces itself (an always-true criterion), and the table's statement trigger logs its
+announces itself (a comment in its text), and the table's statement trigger logs its
 rows set-based (docs/bulk.md); without a statement trigger, the row trigger logs them at
 commit. Elsewhere they are wrapped: the rows they will touch are read (and locked, on
 PostgreSQL) with the statement's own WHERE clause, the statement runs, updated rows are
@@ -27,7 +27,7 @@ from .context import current_actor
 from .document import build_row
 from .plan import ClassPlan
 from .trigger_state import actor_to_announce, flushing, note_actor_set
-from .triggers import announce, capture_triggers_enabled, statement_trigger_names
+from .triggers import announcement, capture_triggers_enabled, statement_trigger_names
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -71,9 +71,9 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
         logged, set_based = _left_to_trigger(connection, table, statement_trigger=statement_trigger)
         if set_based and isinstance(table, Table):
             # The table's statement trigger logs every row the statement changes, from its
-            # transition tables; the statement announces itself (``announce``).
+            # transition tables; the statement announces itself (``announcement``).
             statement: Any = state.statement
-            announced = statement.where(announce(table, connection.dialect))
+            announced = statement.prefix_with(announcement(table, connection.dialect))
             return state.invoke_statement(statement=announced)
         if logged:
             return None  # the row trigger logs each row at commit

@@ -22,6 +22,7 @@ from ..model.ddl import install_statements
 from ..store.catalogue import compare_catalogue
 from .history import entities_table, entity_rows
 from .triggers import (
+    announcement_token,
     capture_functions,
     capture_statements,
     capture_targets,
@@ -133,13 +134,14 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
         )
         for table, (_, definition) in capture_functions(keeper.tables, targets, dialect).items()
     ]
-    for table, (_, definition) in statement_functions(keeper.tables, targets, dialect).items():
+    statement_tables = statement_functions(keeper.tables, targets, dialect)
+    for table, (_, definition) in statement_tables.items():
         expected += [
             (table, name, definition, f"bulk {verb}s are logged row by row, more slowly")
             for verb, name in statement_trigger_names(table, targets.tables[table]).items()
         ]
     problems = []
-    installed: dict[Table, dict[str, tuple[bool, str]]] = {}
+    installed: dict[Table, dict[str, tuple[bool, str, str]]] = {}
     for table, trigger, definition, consequence in expected:
         if table not in installed:  # one query per table, for its four triggers
             installed[table] = _postgresql_triggers(connection, table)
@@ -150,7 +152,7 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                 Problem("missing-trigger", f"{where} is missing, so {consequence}: run create_all")
             )
             continue
-        enabled, source = found
+        enabled, source, trigger_definition = found
         if not enabled:
             problems.append(
                 Problem(
@@ -159,7 +161,16 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                     f"ENABLE TRIGGER {trigger}",
                 )
             )
-        if _squash(source) != _squash(definition.split("$auditkeeper$")[1]):
+        # A row trigger leaves an announced statement's rows to the statement triggers
+        # only if its WHEN looks for the announcement this version makes.
+        when_is_current = (
+            trigger != capture_trigger_names(table)[0]
+            or table not in statement_tables
+            or announcement_token(table, dialect) in trigger_definition
+        )
+        if _squash(source) != _squash(definition.split("$auditkeeper$")[1]) or not (
+            when_is_current
+        ):
             problems.append(
                 Problem(
                     "stale-trigger",
@@ -203,8 +214,12 @@ def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table)
         for statement in install_statements(keeper.tables, connection.dialect, only=table)
         if (match := _TRIGGER_NAME.search(statement))
     }
+    found: dict[str, tuple[bool, str]]
     if connection.dialect.name == "postgresql":
-        found = _postgresql_triggers(connection, table)
+        found = {
+            n: (on, source)
+            for n, (on, source, _) in _postgresql_triggers(connection, table).items()
+        }
         bodies = _expected_function_bodies(keeper, connection, table)
     else:
         found = _sqlite_triggers(connection, table)
@@ -242,16 +257,19 @@ def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table)
     return problems
 
 
-def _postgresql_triggers(connection: Connection, table: Table) -> dict[str, tuple[bool, str]]:
+def _postgresql_triggers(connection: Connection, table: Table) -> dict[str, tuple[bool, str, str]]:
+    """``{trigger name: (enabled, its function's source, its own definition)}``."""
     rows = connection.execute(
         text(
-            "SELECT t.tgname, t.tgenabled, p.prosrc FROM pg_trigger t "
+            "SELECT t.tgname, t.tgenabled, p.prosrc, pg_get_triggerdef(t.oid) FROM pg_trigger t "
             "JOIN pg_proc p ON p.oid = t.tgfoid "
             "WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal"
         ),
         {"table": table.fullname},
     )
-    return {name: (enabled != "D", source) for name, enabled, source in rows}
+    return {
+        name: (enabled != "D", source, definition) for name, enabled, source, definition in rows
+    }
 
 
 def _expected_function_bodies(

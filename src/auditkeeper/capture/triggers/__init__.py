@@ -17,8 +17,9 @@ The actor comes from the transaction-local setting ``auditkeeper.actor`` (JSON, 
 INSERT for its cascades); without it, the row is a system action.
 
 PostgreSQL also has *statement* triggers with transition tables: a bulk ``update()`` or
-``delete()`` announced by the session (``auditkeeper.statement``) is logged by them in
-one set-based INSERT, and its rows skip the row trigger (``bulk.py``).
+``delete()`` announced by the session (a comment in the statement's text,
+``announcement``) is logged by them in one set-based INSERT, and its rows skip the row
+trigger (``bulk.py``).
 """
 
 from __future__ import annotations
@@ -33,12 +34,13 @@ from sqlalchemy.orm import Mapper
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
-from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, STATEMENT_SETTING, LinkSide
+from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, LinkSide
 from .postgresql import (
     NEW_ROWS,
     OLD_ROWS,
-    announce,
+    announced,
     announcement,
+    announcement_token,
     is_current_transaction_index,
     link_function,
     retired_statements,
@@ -55,7 +57,8 @@ __all__ = [
     "ACTOR_SETTING",
     "CAPTURED_BY",
     "CaptureTargets",
-    "announce",
+    "announcement",
+    "announcement_token",
     "capture_functions",
     "capture_statements",
     "capture_targets",
@@ -134,10 +137,10 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
         transaction_index_statement(tables, dialect),
     ]
     for table, (function, definition) in capture_functions(tables, targets, dialect).items():
-        announced = table in targets.tables and bool(
+        is_announced = table in targets.tables and bool(
             statement_trigger_names(table, targets.tables[table])
         )
-        statements += [definition, *_triggers(table, function, dialect, announced=announced)]
+        statements += [definition, *_triggers(table, function, dialect, is_announced=is_announced)]
     for table, (function, definition) in statement_functions(tables, targets, dialect).items():
         statements += [
             definition,
@@ -218,18 +221,13 @@ def capture_triggers_enabled(
     return bool(row[0]), bool(row[1]) and statement_trigger is not None
 
 
-def _triggers(table: Table, function: str, dialect: Dialect, *, announced: bool) -> list[str]:
+def _triggers(table: Table, function: str, dialect: Dialect, *, is_announced: bool) -> list[str]:
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
     # The rows an announced statement changes here, its cascades' and its triggers'
     # included, are its statement triggers'.
-    when = (
-        f" WHEN (current_setting('{STATEMENT_SETTING}', true) "
-        f"IS DISTINCT FROM {announcement(table, dialect)})"
-        if announced
-        else ""
-    )
+    when = f" WHEN (NOT {announced(table, dialect)})" if is_announced else ""
     return [
         f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
         f"CREATE CONSTRAINT TRIGGER {row_trigger} AFTER INSERT OR UPDATE OR DELETE "

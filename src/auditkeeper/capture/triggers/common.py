@@ -15,17 +15,12 @@ __all__ = [
     "CAPTURED_BY",
     "MARK",
     "STATEMENT_MARK",
-    "STATEMENT_SETTING",
     "LinkSide",
     "quote_column",
 ]
 
 ACTOR_SETTING = "auditkeeper.actor"
 """The transaction-local PostgreSQL setting that carries the actor to the triggers."""
-
-STATEMENT_SETTING = "auditkeeper.statement"
-"""The transaction-local PostgreSQL setting by which a bulk statement hands its rows to
-the table's statement triggers: the quoted name of the table it changes."""
 
 CAPTURE_SUFFIX = "_audit_capture"
 """The end of every capture trigger's name (``<table>_audit_capture``)."""

@@ -16,14 +16,11 @@ stored values, before any JSON is built.
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
 
-from sqlalchemy import Index, Table, Text
+from sqlalchemy import Index, Table
 from sqlalchemy.engine import Dialect
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.schema import CreateIndex
-from sqlalchemy.sql.elements import ColumnElement
-from sqlalchemy.sql.visitors import InternalTraversal
 
 from ...model.ddl import transaction_id_function
 from ...model.sql_values import (
@@ -41,7 +38,6 @@ from .common import (
     CAPTURED_BY,
     MARK,
     STATEMENT_MARK,
-    STATEMENT_SETTING,
     LinkSide,
     quote_column,
 )
@@ -49,8 +45,9 @@ from .common import (
 __all__ = [
     "NEW_ROWS",
     "OLD_ROWS",
-    "announce",
+    "announced",
     "announcement",
+    "announcement_token",
     "is_current_transaction_index",
     "link_function",
     "retired_statements",
@@ -293,40 +290,30 @@ NEW_ROWS = "auditkeeper_new_rows"
 
 
 def announcement(table: Table, dialect: Dialect) -> str:
-    """The value of ``auditkeeper.statement`` that hands the rows the current statement
-    changes in ``table`` to its statement triggers: the table and the statement's start
-    time. The bulk path sets it inside the statement itself, so it holds for that one
-    statement: it never outlives it, and a stale or copied value names another time."""
+    """The SQL comment that hands the rows a statement changes in ``table`` to its
+    statement triggers, wherever it stands in the statement's text (the bulk path
+    prefixes it).
+
+    Both kinds of trigger read it in ``current_query()``, the query as the client sent
+    it, which nothing the query does can change: the row trigger's ``WHEN`` as each row
+    changes and the statement trigger at the statement's end see the same text, so each
+    row is left to exactly one of them. (A setting made inside the statement could be
+    changed again before its end, and leave rows to neither.) The table's name is
+    hashed: a name may hold ``*/``."""
+    return f"/* {announcement_token(table, dialect)} */"
+
+
+def announced(table: Table, dialect: Dialect) -> str:
+    """The SQL condition that the current client query carries ``table``'s announcement
+    (false where there is no client query, as in a replication worker)."""
+    token = sql_literal(announcement_token(table, dialect))
+    return f"coalesce(strpos(current_query(), {token}), 0) > 0"
+
+
+def announcement_token(table: Table, dialect: Dialect) -> str:
+    """What ``table``'s announcement says, and its row trigger's ``WHEN`` looks for."""
     name = dialect.identifier_preparer.format_table(table)
-    return f"({sql_literal(name)} || statement_timestamp())"
-
-
-class Announcement(ColumnElement[str]):
-    """``set_config('auditkeeper.statement', <announcement>, true)``: the announcement of
-    the statement it belongs to, as a value; ``announce(...)`` makes it a criterion.
-
-    SQLAlchemy's ORM evaluates a bulk statement's criteria in Python for
-    ``synchronize_session="evaluate"``; its evaluator goes by the visit name, and takes
-    this for a constant (a text clause made it refuse the statement)."""
-
-    __visit_name__ = "true"
-    inherit_cache = True
-    _traverse_internals = [("value", InternalTraversal.dp_string)]  # noqa: RUF012
-    type = Text()
-
-    def __init__(self, table: Table, dialect: Dialect) -> None:
-        self.value = announcement(table, dialect)
-
-
-@compiles(Announcement)
-def _compile_announcement(element: Announcement, compiler: Any, **kw: Any) -> str:
-    return f"set_config({sql_literal(STATEMENT_SETTING)}, {element.value}, true)"
-
-
-def announce(table: Table, dialect: Dialect) -> ColumnElement[bool]:
-    """A WHERE criterion, always true, that announces the statement it is part of to
-    ``table``'s statement triggers; evaluated before the first row changes."""
-    return Announcement(table, dialect).is_not(None)
+    return f"auditkeeper:statement-capture:{hashlib.md5(name.encode()).hexdigest()}"
 
 
 def statement_function(
@@ -357,8 +344,7 @@ def statement_function(
     )
     body = f"""
 BEGIN
-    IF current_setting({sql_literal(STATEMENT_SETTING)}, true)
-       IS DISTINCT FROM {announcement(table, dialect)} THEN
+    IF NOT {announced(table, dialect)} THEN
         RETURN NULL;  -- not announced: the row trigger logs each row
     END IF;
     {logs}
