@@ -49,7 +49,8 @@ class Problem:
 
     kind: str
     """A stable name: missing-table, missing-trigger, disabled-trigger, stale-trigger,
-    catalogue-conflict, missing-procedure, stale-entities, missing-index, stale-index."""
+    catalogue-conflict, missing-procedure, stale-entities, missing-index, stale-index,
+    undeclared-partitioning."""
     message: str
 
     def __str__(self) -> str:
@@ -140,7 +141,17 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
             (table, name, definition, f"bulk {verb}s are logged row by row, more slowly")
             for verb, name in statement_trigger_names(table, targets.tables[table]).items()
         ]
-    problems = []
+    problems = [
+        Problem(
+            "undeclared-partitioning",
+            f"{table.fullname} is partitioned, but its Table does not say so "
+            "(postgresql_partition_by), so a statement that names one of its partitions "
+            "can leave rows to statement triggers that it does not fire: declare the "
+            "partitioning and run create_all",
+        )
+        for table in statement_tables
+        if _is_partitioned(connection, table)
+    ]
     installed: dict[Table, dict[str, tuple[bool, str, str]]] = {}
     for table, trigger, definition, consequence in expected:
         if table not in installed:  # one query per table, for its four triggers
@@ -257,6 +268,12 @@ def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table)
     return problems
 
 
+def _is_partitioned(connection: Connection, table: Table) -> bool:
+    query = "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(:table)"
+    name = connection.dialect.identifier_preparer.format_table(table)
+    return bool(connection.execute(text(query), {"table": name}).scalar())
+
+
 def _postgresql_triggers(connection: Connection, table: Table) -> dict[str, tuple[bool, str, str]]:
     """``{trigger name: (enabled, its function's source, its own definition)}``."""
     rows = connection.execute(
@@ -265,7 +282,7 @@ def _postgresql_triggers(connection: Connection, table: Table) -> dict[str, tupl
             "JOIN pg_proc p ON p.oid = t.tgfoid "
             "WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal"
         ),
-        {"table": table.fullname},
+        {"table": connection.dialect.identifier_preparer.format_table(table)},
     )
     return {
         name: (enabled != "D", source, definition) for name, enabled, source, definition in rows

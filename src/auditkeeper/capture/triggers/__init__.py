@@ -92,7 +92,14 @@ def capture_trigger_names(table: Table) -> tuple[str, str]:
 
 def statement_trigger_names(table: Table, plan: ClassPlan) -> dict[str, str]:
     """``{"INSERT" | "UPDATE" | "DELETE": statement trigger name}`` on an audited
-    PostgreSQL table, for the verbs its class audits."""
+    PostgreSQL table, for the verbs its class audits.
+
+    None on a partitioned table (``postgresql_partition_by``): its row trigger is cloned
+    onto each partition, but a statement that names a partition fires no trigger of the
+    parent's, so a partition's rows left by the row trigger to the statement triggers
+    would be logged by neither."""
+    if table.dialect_options["postgresql"].get("partition_by"):
+        return {}
     audited = {
         "INSERT": plan.create is not None,
         "UPDATE": plan.update is not None or bool(plan.on_change),
