@@ -268,7 +268,7 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
             END IF;
         END LOOP;
     ELSE
-        difference := {_every_field_set("old_doc", "new_doc")};
+        difference := {_every_field_set("old_doc", "new_doc", plan.columns)};
     END IF;
     chosen := CASE TG_OP WHEN 'INSERT' THEN {_code(plan.create)}
                          WHEN 'DELETE' THEN {_code(plan.delete)}
@@ -393,7 +393,7 @@ def _set_one_side(tables: AuditTables, plan: ClassPlan, dialect: Dialect, verb: 
     old, new = ("NULL::jsonb", "d.doc") if verb == "INSERT" else ("d.doc", "NULL::jsonb")
     source = f"""{rows} AS r
       CROSS JOIN LATERAL (SELECT {_document("r", plan.columns)} AS doc OFFSET 0) AS d
-      CROSS JOIN LATERAL (SELECT {_every_field_set(old, new)} AS difference) AS x,
+      CROSS JOIN LATERAL (SELECT {_every_field_set(old, new, plan.columns)} AS difference) AS x,
       """
     difference, previous, current = _redactions(plan, ("x.difference", old, new))
     return write_statement(
@@ -567,14 +567,25 @@ def _json_object(pairs: list[str]) -> str:
     return " || ".join(parts)
 
 
-def _every_field_set(old: str, new: str) -> str:
+def _every_field_set(old: str, new: str, columns: tuple[AuditedColumn, ...]) -> str:
     """The difference of a creation or a deletion (``old`` or ``new`` is null): every
-    field of the document there is that is not null, against null."""
+    field of the document there is that is not null, against null. An expression over
+    the known fields, not a query of the document's keys: a query per row was a fifth
+    of the row trigger's time on an INSERT or a DELETE."""
     doc = f"coalesce({new}, {old})"
-    return f"""(SELECT coalesce(jsonb_object_agg(k, jsonb_build_array(
-                    coalesce({old} -> k, 'null'::jsonb), coalesce({new} -> k, 'null'::jsonb))),
-                    '{{}}'::jsonb)
-          FROM jsonb_object_keys({doc}) AS k WHERE jsonb_typeof({doc} -> k) <> 'null')"""
+    names = [sql_literal(c.name) for c in columns]
+    pairs = [
+        f"{name}, jsonb_build_array(coalesce({old} -> {name}, 'null'::jsonb), "
+        f"coalesce({new} -> {name}, 'null'::jsonb))"
+        for name in names
+    ]
+    unset = ", ".join(
+        f"CASE WHEN coalesce({doc} -> {name}, 'null'::jsonb) = 'null'::jsonb THEN {name} END"
+        for name in names
+    )
+    if not names:
+        return "'{}'::jsonb"
+    return f"({_json_object(pairs)} - array_remove(ARRAY[{unset}]::text[], NULL))"
 
 
 def _update_action(plan: ClassPlan, difference: str = "difference") -> str:
