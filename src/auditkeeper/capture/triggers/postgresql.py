@@ -188,30 +188,33 @@ def _logged_already(
     dialect: Dialect,
     *,
     plan: ClassPlan | None = None,
+    verb: str = "UPDATE",
 ) -> str:
     """A PL/pgSQL condition: a row of this transaction that another path wrote (no
     trigger mark) covers this change: same record and kind, and for an update or a link
     a field in common with ``changed`` (a text[] expression) and, for a row change of
-    ``plan``'s table, the same values (no ``plan``: a link)."""
+    ``plan``'s table, the same values (no ``plan``: a link). One condition per ``verb``
+    (the row function asks in each branch): each execution of the query initialises its
+    whole expression, so the other verbs' conditions would cost at every row."""
     log = dialect.identifier_preparer.format_table(tables.log)
     key_number, key_text = key
     if plan is None:
         same_change = f"(l.changed_objects -> 'difference') ?| {changed}"
+    # The values too, where the SQL and Python rules agree exactly (``probe_old``,
+    # ``probe_new``): a later change of the same field is not covered by the row of the
+    # first one.
+    elif verb == "INSERT":
+        same_change = """jsonb_typeof(l.changed_objects -> 'previous') = 'null'
+           AND (l.changed_objects -> 'current') @> probe_new"""
+    elif verb == "DELETE":
+        same_change = """jsonb_typeof(l.changed_objects -> 'current') = 'null'
+           AND (l.changed_objects -> 'previous') @> probe_old"""
     else:
-        # The values too, where the SQL and Python rules agree exactly (``probe_old``,
-        # ``probe_new``): a later change of the same field is not covered by the row of
-        # the first one.
-        same_change = f"""CASE TG_OP
-               WHEN 'INSERT' THEN jsonb_typeof(l.changed_objects -> 'previous') = 'null'
-                    AND (l.changed_objects -> 'current') @> probe_new
-               WHEN 'DELETE' THEN jsonb_typeof(l.changed_objects -> 'current') = 'null'
-                    AND (l.changed_objects -> 'previous') @> probe_old
-               ELSE jsonb_typeof(l.changed_objects -> 'previous') = 'object'
-                    AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
-                    AND (l.changed_objects -> 'difference') ?| {changed}
-                    AND (l.changed_objects -> 'previous') @> probe_old
-                    AND (l.changed_objects -> 'current') @> probe_new{_same_updates(plan, changed)}
-           END"""
+        same_change = f"""jsonb_typeof(l.changed_objects -> 'previous') = 'object'
+           AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
+           AND (l.changed_objects -> 'difference') ?| {changed}
+           AND (l.changed_objects -> 'previous') @> probe_old
+           AND (l.changed_objects -> 'current') @> probe_new{_same_updates(plan, changed)}"""
     # The record's key as the transaction index holds it: only that index can serve
     # the lookup (``transaction_index_statement``).
     stored_key = record_key_expression(tables.log.alias("l")).compile(dialect=dialect)
@@ -229,6 +232,12 @@ def table_function(
     quoted = dialect.identifier_preparer.format_table(table)
     key = _key("record", plan)
     entity = plan.entity_type
+
+    def covered(row: str, verb: str) -> str:
+        return _logged_already(
+            tables, entity, _key(row, plan), "changed", dialect, plan=plan, verb=verb
+        )
+
     body = f"""
 DECLARE
     record {quoted}%ROWTYPE;
@@ -248,15 +257,21 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         END IF;
         probe_old := {_probe("OLD", plan, changed_only=True)};
         probe_new := {_probe("NEW", plan, changed_only=True)};
+        IF {covered("NEW", "UPDATE")} THEN
+            RETURN NULL;
+        END IF;
     ELSIF TG_OP = 'INSERT' THEN
         probe_new := {_probe("NEW", plan)};
+        IF {covered("NEW", "INSERT")} THEN
+            RETURN NULL;
+        END IF;
     ELSE
         probe_old := {_probe("OLD", plan)};
+        IF {covered("OLD", "DELETE")} THEN
+            RETURN NULL;
+        END IF;
     END IF;
     IF TG_OP = 'DELETE' THEN record := OLD; ELSE record := NEW; END IF;
-    IF {_logged_already(tables, entity, key, "changed", dialect, plan=plan)} THEN
-        RETURN NULL;
-    END IF;
     IF TG_OP <> 'INSERT' THEN old_doc := {_document("OLD", plan.columns)}; END IF;
     IF TG_OP <> 'DELETE' THEN new_doc := {_document("NEW", plan.columns)}; END IF;
     IF TG_OP = 'UPDATE' THEN  -- the few changed columns, without a query
