@@ -2,7 +2,7 @@
 
 They bypass the unit of work, so the flush hooks never see them. On PostgreSQL, UPDATE
 and DELETE of a table with capture triggers are left to the database: the statement
-announces itself (a comment in its text), and the table's statement trigger logs its
+announces itself (a comment at the start of its text), and the table's statement trigger logs its
 rows set-based (docs/bulk.md); without a statement trigger, the row trigger logs them at
 commit. Elsewhere they are wrapped: the rows they will touch are read (and locked, on
 PostgreSQL) with the statement's own WHERE clause, the statement runs, updated rows are
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Insert, Table, select, tuple_
+from sqlalchemy import Column, Insert, Table, event, select, tuple_
 from sqlalchemy.engine import Connection, Result
 from sqlalchemy.orm import Mapper, ORMExecuteState
 from sqlalchemy.sql import ColumnElement
@@ -72,9 +72,7 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
         if set_based and isinstance(table, Table):
             # The table's statement trigger logs every row the statement changes, from its
             # transition tables; the statement announces itself (``announcement``).
-            statement: Any = state.statement
-            announced = statement.prefix_with(announcement(table, connection.dialect))
-            return state.invoke_statement(statement=announced)
+            return _invoke_announced(state, connection, announcement(table, connection.dialect))
         if logged:
             return None  # the row trigger logs each row at commit
     where = _criteria(state, plan)
@@ -110,6 +108,22 @@ def _left_to_trigger(
     if setting is not None:
         note_actor_set(connection, current_actor())
     return found
+
+
+def _invoke_announced(state: ORMExecuteState, connection: Connection, comment: str) -> Result[Any]:
+    """Run the statement with ``comment`` at the start of its text, where the triggers
+    look for it: SQLAlchemy puts a statement's prefixes after its verb."""
+
+    def put_first(
+        conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
+    ) -> tuple[str, Any]:
+        return f"{comment} {statement}", parameters
+
+    event.listen(connection, "before_cursor_execute", put_first, retval=True)
+    try:
+        return state.invoke_statement()
+    finally:
+        event.remove(connection, "before_cursor_execute", put_first)
 
 
 def _invoke(state: ORMExecuteState, **kw: Any) -> Result[Any]:

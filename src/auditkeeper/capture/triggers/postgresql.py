@@ -305,24 +305,25 @@ NEW_ROWS = "auditkeeper_new_rows"
 
 
 def announcement(table: Table, dialect: Dialect) -> str:
-    """The SQL comment that hands the rows a statement changes in ``table`` to its
-    statement triggers, wherever it stands in the statement's text (the bulk path
-    prefixes it).
+    """The SQL comment that, at the start of a statement's text, hands the rows the
+    statement changes in ``table`` to its statement triggers (the bulk path puts it
+    there).
 
     Both kinds of trigger read it in ``current_query()``, the query as the client sent
     it, which nothing the query does can change: the row trigger's ``WHEN`` as each row
     changes and the statement trigger at the statement's end see the same text, so each
     row is left to exactly one of them. (A setting made inside the statement could be
-    changed again before its end, and leave rows to neither.) The table's name is
-    hashed: a name may hold ``*/``."""
+    changed again before its end, and leave rows to neither.) At the start, because a
+    prefix is compared at the cost of a ``memcmp``, where a search of the whole text
+    cost every flushed row 3-6 µs. The table's name is hashed: a name may hold ``*/``."""
     return f"/* {announcement_token(table, dialect)} */"
 
 
 def announced(table: Table, dialect: Dialect) -> str:
-    """The SQL condition that the current client query carries ``table``'s announcement
-    (false where there is no client query, as in a replication worker)."""
-    token = sql_literal(announcement_token(table, dialect))
-    return f"coalesce(strpos(current_query(), {token}), 0) > 0"
+    """The SQL condition that the current client query starts with ``table``'s
+    announcement (false where there is no client query, as in a replication worker)."""
+    comment = sql_literal(announcement(table, dialect))
+    return f"coalesce(starts_with(current_query(), {comment}), false)"
 
 
 def announcement_token(table: Table, dialect: Dialect) -> str:
