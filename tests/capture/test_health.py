@@ -16,6 +16,17 @@ def kinds(crm: Crm, engine: Engine) -> list[str]:
     return sorted(problem.kind for problem in crm.keeper.check(engine))
 
 
+def reported_then_repaired(crm: Crm, engine: Engine, kind: str, *phrases: str) -> None:
+    """``check`` reports one problem, of ``kind``, that says ``phrases``; ``create_all``
+    repairs it."""
+    problems = crm.keeper.check(engine)
+    assert [p.kind for p in problems] == [kind]
+    for phrase in phrases:
+        assert phrase in problems[0].message
+    crm.keeper.create_all(engine)
+    assert crm.keeper.check(engine) == []
+
+
 def run(engine: Engine, *statements: str) -> None:
     with engine.begin() as connection:
         for statement in statements:
@@ -136,10 +147,7 @@ def test_check_changes_nothing(crm: Crm, engine: Engine) -> None:
 @POSTGRES_ONLY
 def test_capture_triggers_missing_disabled_or_stale_are_reported(crm: Crm, engine: Engine):
     run(engine, "DROP TRIGGER leads_audit_capture ON leads")
-    problems = crm.keeper.check(engine)
-    assert [p.kind for p in problems] == ["missing-trigger"]
-    assert "leads_audit_capture on leads" in problems[0].message
-    crm.keeper.create_all(engine)
+    reported_then_repaired(crm, engine, "missing-trigger", "leads_audit_capture on leads")
     run(engine, "ALTER TABLE businesses DISABLE TRIGGER businesses_audit_capture")
     assert kinds(crm, engine) == ["disabled-trigger"]
     crm.keeper.create_all(engine)
@@ -154,21 +162,15 @@ def test_a_replaced_capture_function_is_stale(crm: Crm, engine: Engine) -> None:
         "CREATE OR REPLACE FUNCTION leads_audit_capture() RETURNS trigger "
         "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
     )
-    problems = crm.keeper.check(engine)
-    assert [p.kind for p in problems] == ["stale-trigger"]
-    assert "leads_audit_capture on leads" in problems[0].message
-    crm.keeper.create_all(engine)
-    assert crm.keeper.check(engine) == []
+    reported_then_repaired(crm, engine, "stale-trigger", "leads_audit_capture on leads")
 
 
 @POSTGRES_ONLY
 def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, engine: Engine):
     run(engine, "DROP TRIGGER leads_audit_deletes ON leads")
-    problems = crm.keeper.check(engine)
-    assert [p.kind for p in problems] == ["missing-trigger"]
-    assert "leads_audit_deletes on leads" in problems[0].message
-    assert "bulk DELETEs are logged row by row" in problems[0].message
-    crm.keeper.create_all(engine)
+    reported_then_repaired(
+        crm, engine, "missing-trigger", "leads_audit_deletes on leads", "bulk DELETEs are logged"
+    )
     run(engine, "ALTER TABLE leads DISABLE TRIGGER leads_audit_updates")
     assert kinds(crm, engine) == ["disabled-trigger"]
     run(engine, "ALTER TABLE leads ENABLE TRIGGER leads_audit_updates")
@@ -190,11 +192,7 @@ def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, eng
         "(current_setting('auditkeeper.statement', true) IS DISTINCT FROM "
         "('leads' || statement_timestamp())) EXECUTE FUNCTION leads_audit_capture()",
     )
-    problems = crm.keeper.check(engine)
-    assert [p.kind for p in problems] == ["stale-trigger"]
-    assert "leads_audit_capture on leads" in problems[0].message
-    crm.keeper.create_all(engine)
-    assert crm.keeper.check(engine) == []
+    reported_then_repaired(crm, engine, "stale-trigger", "leads_audit_capture on leads")
 
 
 @POSTGRES_ONLY
@@ -208,11 +206,7 @@ def test_a_transaction_index_of_an_earlier_version_or_none_is_reported(crm: Crm,
         "CREATE INDEX ix_audit_log_transaction ON audit_log "
         "(transaction_id, entity_type, number_identifier, entity_key)",
     )
-    problems = crm.keeper.check(engine)
-    assert [p.kind for p in problems] == ["stale-index"]
-    assert "writes to the log wait while it builds" in problems[0].message
-    crm.keeper.create_all(engine)
-    assert crm.keeper.check(engine) == []
+    reported_then_repaired(crm, engine, "stale-index", "writes to the log wait while it builds")
 
 
 @pytest.mark.parametrize("database", ["sqlite"], indirect=True)
