@@ -442,3 +442,48 @@ def test_a_raw_change_that_repeats_a_bulk_statement_change_is_logged(engine: Eng
         {"size": [1, 4]},
         {"size": [4, 1]},
     ]
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("back", ["bulk", "raw"])
+def test_a_raw_change_that_repeats_a_flush_change_after_a_change_back_is_logged(
+    engine: Engine, sessions, back: str
+):
+    """A flush's row covers the flush's own change only: a raw change that repeats it,
+    value for value, after the record was changed back, is a change of its own."""
+    seed(sessions)
+    with sessions() as session:
+        session.get(Node, 4).size = 1
+        session.flush()
+        if back == "bulk":
+            session.execute(update(Node).where(Node.id == 4).values(size=4))
+        else:
+            session.execute(text("UPDATE nodes SET size = 4 WHERE id = 4"))
+        session.execute(text("UPDATE nodes SET size = 1 WHERE id = 4"))
+        session.commit()
+    rows = changes(engine)
+    assert [r.difference for r in rows] == [{"size": [4, 1]}, {"size": [1, 4]}, {"size": [4, 1]}]
+    assert rows[0].context is None  # the flush's row, not doubled
+
+
+@POSTGRES_ONLY
+def test_a_flush_after_raw_sql_on_the_same_record_is_logged_once(engine: Engine, sessions):
+    seed(sessions)
+    with sessions() as session:
+        node = session.get(Node, 4)
+        session.execute(text("UPDATE nodes SET size = 2 WHERE id = 4"))
+        session.refresh(node)
+        node.size = 1
+        session.flush()
+        session.execute(text("UPDATE nodes SET name = 'four' WHERE id = 4"))
+        session.commit()
+    rows = changes(engine)
+    logged = [(r.difference, (r.context or {}).get("captured_by")) for r in rows]
+    assert sorted(logged, key=str) == sorted(
+        [
+            ({"size": [4, 2]}, "database trigger"),
+            ({"size": [2, 1]}, None),
+            ({"name": ["lone", "four"]}, "database trigger"),
+        ],
+        key=str,
+    )

@@ -22,12 +22,14 @@ from ..model.ddl import install_statements
 from ..store.catalogue import compare_catalogue
 from .history import entities_table, entity_rows
 from .triggers import (
+    FLUSHED,
     announcement_token,
     capture_functions,
     capture_statements,
     capture_targets,
     capture_trigger_names,
     existing_tables,
+    flushed_trigger_name,
     is_current_transaction_index,
     statement_functions,
     statement_trigger_names,
@@ -126,15 +128,22 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
     recorder = keeper._recorder
     targets = capture_targets(recorder, present=existing_tables(recorder, connection))
     dialect = connection.dialect
-    expected = [
-        (
-            table,
-            capture_trigger_names(table)[0],
-            definition,
-            "changes made outside the ORM go unlogged",
-        )
-        for table, (_, definition) in capture_functions(keeper.tables, targets, dialect).items()
-    ]
+    expected = []
+    for table, (_, definition) in capture_functions(keeper.tables, targets, dialect).items():
+        expected += [
+            (
+                table,
+                capture_trigger_names(table)[0],
+                definition,
+                "changes made outside the ORM go unlogged",
+            ),
+            (
+                table,
+                flushed_trigger_name(table),
+                definition,
+                "the database's cascades of a flush go unlogged",
+            ),
+        ]
     statement_tables = statement_functions(keeper.tables, targets, dialect)
     for table, (_, definition) in statement_tables.items():
         expected += [
@@ -154,7 +163,7 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
     ]
     installed: dict[Table, dict[str, tuple[bool, str, str]]] = {}
     for table, trigger, definition, consequence in expected:
-        if table not in installed:  # one query per table, for its four triggers
+        if table not in installed:  # one query per table, for all its triggers
             installed[table] = _postgresql_triggers(connection, table)
         found = installed[table].get(trigger)
         where = f"capture trigger {trigger} on {table.fullname}"
@@ -172,13 +181,14 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                     f"ENABLE TRIGGER {trigger}",
                 )
             )
-        # A row trigger leaves an announced statement's rows to the statement triggers
-        # only if its WHEN looks for the announcement this version makes.
-        when_is_current = (
-            trigger != capture_trigger_names(table)[0]
-            or table not in statement_tables
-            or announcement_token(table, dialect) in trigger_definition
-        )
+        # The row triggers split the changes between them by the marks this version
+        # puts on statements (``FLUSHED``, an announcement): their WHEN must look for them.
+        marks = {
+            capture_trigger_names(table)[0]: [FLUSHED]
+            + ([announcement_token(table, dialect)] if table in statement_tables else []),
+            flushed_trigger_name(table): [FLUSHED],
+        }.get(trigger, [])
+        when_is_current = all(mark in trigger_definition for mark in marks)
         if _squash(source) != _squash(definition.split("$auditkeeper$")[1]) or not (
             when_is_current
         ):

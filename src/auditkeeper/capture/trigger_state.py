@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 from ..model import values
 from ..store.writer import OWN_STATEMENT
 from .context import actor_columns, current_actor
-from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX
+from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX, FLUSHED, FLUSHED_SUFFIX
 from .triggers.sqlite import MARK_SEQ, PENDING, STATE
 
 __all__ = [
@@ -66,7 +66,8 @@ BEGIN
       FROM pg_trigger t
       JOIN pg_class c ON c.oid = t.tgrelid
       JOIN pg_namespace n ON n.oid = c.relnamespace
-     WHERE t.tgconstraint <> 0 AND t.tginitdeferred AND t.tgname LIKE '%{CAPTURE_SUFFIX}';
+     WHERE t.tgconstraint <> 0 AND t.tginitdeferred
+       AND (t.tgname LIKE '%{CAPTURE_SUFFIX}' OR t.tgname LIKE '%{FLUSHED_SUFFIX}');
     IF names IS NOT NULL THEN
         EXECUTE 'SET CONSTRAINTS ' || names || ' IMMEDIATE';
         EXECUTE 'SET CONSTRAINTS ' || names || ' DEFERRED';
@@ -84,6 +85,8 @@ def watch_engine(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _before_execute)
         event.listen(engine, "rollback_savepoint", _forget)
         event.listen(engine, "commit", _before_commit)
+        if engine.dialect.name == "postgresql":
+            event.listen(engine, "before_cursor_execute", _mark_flushed, retval=True)
 
 
 def unwatch_engine(engine: Engine) -> None:
@@ -92,6 +95,8 @@ def unwatch_engine(engine: Engine) -> None:
         event.remove(engine, "before_cursor_execute", _before_execute)
         event.remove(engine, "rollback_savepoint", _forget)
         event.remove(engine, "commit", _before_commit)
+    if event.contains(engine, "before_cursor_execute", _mark_flushed):
+        event.remove(engine, "before_cursor_execute", _mark_flushed)
 
 
 def transaction_uuid(connection: Connection) -> uuid.UUID:
@@ -139,6 +144,27 @@ def take_pending(connection: Connection, log_table: str) -> list[dict[str, Any]]
     for row in rows:
         row["changed"] = values.loads(row["changed"])
     return rows
+
+
+def _mark_flushed(
+    connection: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    """PostgreSQL: start the text of a change the session logs itself (a flush's, a
+    Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
+    rows against those already written; any other change they log without looking."""
+    if (
+        flushing.get()
+        and context is not None
+        and (context.isinsert or context.isupdate or context.isdelete)
+        and not context.execution_options.get(OWN_STATEMENT)
+    ):
+        return f"{FLUSHED} {statement}", parameters
+    return statement, parameters
 
 
 def _before_execute(

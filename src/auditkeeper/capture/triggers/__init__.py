@@ -5,19 +5,21 @@ service), ``ON DELETE CASCADE`` and ``SET NULL`` done by the database, upserts, 
 direct writes to many-to-many association tables: on PostgreSQL, a trigger on every
 audited table logs them (docs/raw-sql.md).
 
-Why a *deferred* trigger: it runs at commit, after the flush has written its own rows.
-It then logs a change only when no row of this transaction, written by another path,
-already covers that record (same ``transaction_id``, same record, same kind of change,
-and for an update a common changed field). So the ORM path is never logged twice, and
-no setting can make the trigger skip a change: the only thing that stops it is a real
-audit row.
+Why *deferred* triggers: they run at commit, after the flush has written its own rows.
+PostgreSQL has two per table, one function: the changes of a statement the session logs
+itself (its text starts with ``FLUSHED``) go to ``<table>_audit_flushed``, which logs a
+change only when no row of this transaction, written by another path, already covers it
+(same ``transaction_id``, record, kind of change and values, and for an update a common
+changed field); every other change goes to ``<table>_audit_capture``, which logs it. So
+the ORM path is never logged twice, no setting can make a trigger skip a change, and a
+raw change is never taken for one the flush made.
 
 The actor comes from the transaction-local setting ``auditkeeper.actor`` (JSON, which
 ``trigger_state.py`` sets before the application's own SQL, and each flush's audit
 INSERT for its cascades); without it, the row is a system action.
 
 PostgreSQL also has *statement* triggers with transition tables: a bulk ``update()`` or
-``delete()`` announced by the session (a comment in the statement's text,
+``delete()`` announced by the session (a comment at the start of the statement's text,
 ``announcement``) is logged by them in one set-based INSERT, and its rows skip the row
 trigger (``bulk.py``).
 """
@@ -34,7 +36,15 @@ from sqlalchemy.orm import Mapper
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
-from .common import ACTOR_SETTING, CAPTURE_SUFFIX, CAPTURED_BY, LinkSide
+from .common import (
+    ACTOR_SETTING,
+    CAPTURE_SUFFIX,
+    CAPTURED_BY,
+    FLUSHED,
+    LinkSide,
+    flushed_condition,
+    flushed_trigger_name,
+)
 from .postgresql import (
     NEW_ROWS,
     OLD_ROWS,
@@ -56,6 +66,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACTOR_SETTING",
     "CAPTURED_BY",
+    "FLUSHED",
     "CaptureTargets",
     "announcement",
     "announcement_token",
@@ -65,6 +76,7 @@ __all__ = [
     "capture_trigger_names",
     "capture_triggers_enabled",
     "existing_tables",
+    "flushed_trigger_name",
     "install_capture",
     "is_current_transaction_index",
     "statement_functions",
@@ -232,14 +244,23 @@ def _triggers(table: Table, function: str, dialect: Dialect, *, is_announced: bo
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
+    flushed_trigger = preparer.quote(flushed_trigger_name(table))
     # The rows an announced statement changes here, its cascades' and its triggers'
-    # included, are its statement triggers'.
-    when = f" WHEN (NOT {announced(table, dialect)})" if is_announced else ""
+    # included, are its statement triggers'; those of a statement the session logs
+    # itself (``FLUSHED``) are the flushed trigger's, which checks them against the
+    # rows already written; every other change is the row trigger's, which logs it.
+    flushed = flushed_condition()
+    when = (
+        f"NOT {announced(table, dialect)} AND NOT {flushed}" if is_announced else f"NOT {flushed}"
+    )
+    row = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
     return [
         f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
         f"CREATE CONSTRAINT TRIGGER {row_trigger} AFTER INSERT OR UPDATE OR DELETE "
-        f"ON {quoted} DEFERRABLE INITIALLY DEFERRED FOR EACH ROW{when} "
-        f"EXECUTE FUNCTION {function}()",
+        f"ON {quoted} {row} WHEN ({when}) EXECUTE FUNCTION {function}()",
+        f"DROP TRIGGER IF EXISTS {flushed_trigger} ON {quoted}",
+        f"CREATE CONSTRAINT TRIGGER {flushed_trigger} AFTER INSERT OR UPDATE OR DELETE "
+        f"ON {quoted} {row} WHEN ({flushed}) EXECUTE FUNCTION {function}()",
         f"DROP TRIGGER IF EXISTS {truncate_trigger} ON {quoted}",
         f"CREATE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {quoted} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",

@@ -13,17 +13,29 @@ __all__ = [
     "ACTOR_SETTING",
     "CAPTURE_SUFFIX",
     "CAPTURED_BY",
+    "FLUSHED",
+    "FLUSHED_SUFFIX",
     "MARK",
     "STATEMENT_MARK",
     "LinkSide",
+    "flushed_condition",
+    "flushed_trigger_name",
     "quote_column",
 ]
 
 ACTOR_SETTING = "auditkeeper.actor"
 """The transaction-local PostgreSQL setting that carries the actor to the triggers."""
 
+FLUSHED = "/* auditkeeper:flushed */"
+"""PostgreSQL: the comment that starts the text of every statement whose changes the
+session logs itself (a flush's, a Python-logged bulk statement's): only their changes
+are checked at commit against the rows already written; any other change is logged."""
+
 CAPTURE_SUFFIX = "_audit_capture"
 """The end of every capture trigger's name (``<table>_audit_capture``)."""
+
+FLUSHED_SUFFIX = "_audit_flushed"
+"""The end of every flushed trigger's name (``flushed_trigger_name``)."""
 
 CAPTURED_BY = "captured_by"
 """The ``context`` key that marks rows written by a capture trigger."""
@@ -55,3 +67,15 @@ class LinkSide:
 def quote_column(name: str) -> str:
     """A column name as a quoted identifier (they may be mixed-case or reserved)."""
     return '"' + name.replace('"', '""') + '"'
+
+
+def flushed_trigger_name(table: Table) -> str:
+    """The PostgreSQL row trigger that takes the changes of statements marked
+    ``FLUSHED``, and alone checks them against the rows already written."""
+    return f"{table.name}{FLUSHED_SUFFIX}"
+
+
+def flushed_condition() -> str:
+    """The SQL condition that the current client query is marked ``FLUSHED``: compared
+    as a prefix of ``current_query()``, which nothing the query does can change."""
+    return f"coalesce(starts_with(current_query(), '{FLUSHED}'), false)"

@@ -9,9 +9,11 @@ Two kinds of function:
 - ``<table>_audit_links``, one per many-to-many association table: a link added or
   removed is a change of the record on each audited side, as in the flush.
 
-Most changes reach the trigger through the flush, which has logged them already; so the
-skip comes first and costs one index probe, with the changed columns found by comparing
-stored values, before any JSON is built.
+Most changes that reach the flushed trigger (``<table>_audit_flushed``) come from the
+flush, which has logged them already; so the skip comes first and costs one index probe,
+with the changed columns found by comparing stored values, before any JSON is built. The
+same function serves the row trigger (``<table>_audit_capture``), whose changes no other
+path has logged: it skips the probe (``TG_NAME``).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from .common import (
     MARK,
     STATEMENT_MARK,
     LinkSide,
+    flushed_trigger_name,
     quote_column,
 )
 
@@ -238,6 +241,10 @@ def table_function(
             tables, entity, _key(row, plan), "changed", dialect, plan=plan, verb=verb
         )
 
+    # Only a change of a statement the session logs itself can have been logged
+    # already; any other is logged here, whatever rows the transaction holds.
+    flushed = f"TG_NAME = {sql_literal(flushed_trigger_name(table))}"
+
     body = f"""
 DECLARE
     record {quoted}%ROWTYPE;
@@ -255,17 +262,21 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         IF cardinality(changed) = 0 THEN
             RETURN NULL;  -- no audited column changed
         END IF;
-        probe_old := {_probe("OLD", plan, changed_only=True)};
-        probe_new := {_probe("NEW", plan, changed_only=True)};
-        IF {covered("NEW", "UPDATE")} THEN
-            RETURN NULL;
+        IF {flushed} THEN
+            probe_old := {_probe("OLD", plan, changed_only=True)};
+            probe_new := {_probe("NEW", plan, changed_only=True)};
+            IF {covered("NEW", "UPDATE")} THEN
+                RETURN NULL;
+            END IF;
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
-        probe_new := {_probe("NEW", plan)};
-        IF {covered("NEW", "INSERT")} THEN
-            RETURN NULL;
+        IF {flushed} THEN
+            probe_new := {_probe("NEW", plan)};
+            IF {covered("NEW", "INSERT")} THEN
+                RETURN NULL;
+            END IF;
         END IF;
-    ELSE
+    ELSIF {flushed} THEN
         probe_old := {_probe("OLD", plan)};
         IF {covered("OLD", "DELETE")} THEN
             RETURN NULL;
@@ -431,6 +442,7 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
     one)."""
     preparer = dialect.identifier_preparer
     association = preparer.format_table(sides[0].owner.table)
+    flushed = f"TG_NAME = {sql_literal(flushed_trigger_name(sides[0].owner.table))}"
     blocks = []
     for side in sides:
         owner, related = quote_column(side.owner.name), quote_column(side.related.name)
@@ -466,7 +478,7 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
             before := ({before});
             difference := jsonb_build_object({field}, jsonb_build_array(before, after));
             chosen := {_update_action(side.plan)};
-            IF before <> after AND chosen IS NOT NULL AND NOT {covered} THEN
+            IF before <> after AND chosen IS NOT NULL AND NOT ({flushed} AND {covered}) THEN
                 old_doc := {_document("record", side.plan.columns)};
                 new_doc := old_doc;
 {_redaction_steps(side.plan, indent="                ")}
