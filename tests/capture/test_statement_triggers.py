@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
-from auditkeeper.capture.triggers import announcement
+from auditkeeper.capture.triggers import FLUSHED, announcement
 from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
 
 
@@ -487,3 +487,23 @@ def test_a_flush_after_raw_sql_on_the_same_record_is_logged_once(engine: Engine,
         ],
         key=str,
     )
+
+
+@POSTGRES_ONLY
+def test_a_forged_flush_mark_cannot_silence_a_change_no_row_covers(engine: Engine, sessions):
+    """The flushed mark only lets a change be matched against rows already written: a
+    raw statement that starts with it, with nothing that covers it, is logged (by the
+    flushed trigger), and so are its cascades."""
+    seed(sessions)
+    with engine.begin() as connection:
+        connection.execute(text(f"{FLUSHED} UPDATE nodes SET size = 7 WHERE id = 4"))
+        connection.execute(text(f"{FLUSHED} INSERT INTO nodes (id, name, size) VALUES (9, 'x', 0)"))
+        connection.execute(text(f"{FLUSHED} DELETE FROM nodes WHERE id = 2"))  # cascades to 3
+    logged = [(r.number_identifier, r.action, r.context["captured_by"]) for r in changes(engine)]
+    assert sorted(logged) == [
+        (1, Action.DELETE, "database trigger"),  # the leaf under node 3
+        (2, Action.DELETE, "database trigger"),
+        (3, Action.DELETE, "database trigger"),
+        (4, Action.UPDATE, "database trigger"),
+        (9, Action.CREATE, "database trigger"),
+    ]
