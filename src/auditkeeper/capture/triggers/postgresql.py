@@ -193,12 +193,30 @@ def _logged_already(
     plan: ClassPlan | None = None,
     verb: str = "UPDATE",
 ) -> str:
-    """A PL/pgSQL condition: a row of this transaction that another path wrote (no
+    """``EXISTS`` of ``_covering_rows``."""
+    rows = _covering_rows(tables, entity, key, changed, dialect, plan=plan, verb=verb)
+    return f"EXISTS (SELECT 1 {rows})"
+
+
+def _covering_rows(
+    tables: AuditTables,
+    entity: int,
+    key: tuple[str, str],
+    changed: str,
+    dialect: Dialect,
+    *,
+    plan: ClassPlan | None = None,
+    verb: str = "UPDATE",
+    typed_values: bool = True,
+) -> str:
+    """``FROM ... WHERE ...`` of the rows of this transaction that another path wrote (no
     trigger mark) covers this change: same record and kind, and for an update or a link
     a field in common with ``changed`` (a text[] expression) and, for a row change of
     ``plan``'s table, the same values (no ``plan``: a link). One condition per ``verb``
     (the row function asks in each branch): each execution of the query initialises its
-    whole expression, so the other verbs' conditions would cost at every row."""
+    whole expression, so the other verbs' conditions would cost at every row.
+    ``typed_values=False`` leaves out an update's comparisons as the columns' types
+    (``_same_updates``), for the caller to make on each row found."""
     log = dialect.identifier_preparer.format_table(tables.log)
     key_number, key_text = key
     if plan is None:
@@ -217,15 +235,17 @@ def _logged_already(
            AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
            AND (l.changed_objects -> 'difference') ?| {changed}
            AND (l.changed_objects -> 'previous') @> probe_old
-           AND (l.changed_objects -> 'current') @> probe_new{_same_updates(plan, changed)}"""
+           AND (l.changed_objects -> 'current') @> probe_new"""
+        if typed_values:
+            same_change += _same_updates(plan, changed)
     # The record's key as the transaction index holds it: only that index can serve
     # the lookup (``transaction_index_statement``).
     stored_key = record_key_expression(tables.log.alias("l")).compile(dialect=dialect)
     key_as_text = f"({key_number})::text" if key_text == "NULL::text" else key_text
-    return f"""EXISTS (SELECT 1 FROM {log} l
+    return f"""FROM {log} l
          WHERE l.transaction_id = {transaction_id_function(tables, dialect)}()
            AND {stored_key} = {sql_literal(f"{entity}:")} || {key_as_text} AND {_NOT_OURS}
-           AND {same_change})"""
+           AND {same_change}"""
 
 
 def table_function(
@@ -241,6 +261,30 @@ def table_function(
             tables, entity, _key(row, plan), "changed", dialect, plan=plan, verb=verb
         )
 
+    typed = _same_updates(plan, "changed", "candidate")
+    if typed:
+        # The comparisons as the columns' types run on the rows found, as PL/pgSQL
+        # expressions prepared once per transaction: in the query, they were
+        # initialised again at every row.
+        rows = _covering_rows(
+            tables,
+            entity,
+            _key("NEW", plan),
+            "changed",
+            dialect,
+            plan=plan,
+            typed_values=False,
+        )
+        update_covered = f"""FOR candidate IN SELECT l.changed_objects {rows} LOOP
+                IF true{typed} THEN
+                    RETURN NULL;
+                END IF;
+            END LOOP;"""
+    else:
+        update_covered = f"""IF {covered("NEW", "UPDATE")} THEN
+                RETURN NULL;
+            END IF;"""
+
     # Only a change of a statement the session logs itself can have been logged
     # already; any other is logged here, whatever rows the transaction holds.
     flushed = f"TG_NAME = {sql_literal(flushed_trigger_name(table))}"
@@ -255,6 +299,7 @@ DECLARE
     field TEXT;
     probe_old JSONB;
     probe_new JSONB;
+    candidate JSONB;
     chosen INTEGER;
 BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     IF TG_OP = 'UPDATE' THEN
@@ -265,9 +310,7 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         IF {flushed} THEN
             probe_old := {_probe("OLD", plan, changed_only=True)};
             probe_new := {_probe("NEW", plan, changed_only=True)};
-            IF {covered("NEW", "UPDATE")} THEN
-                RETURN NULL;
-            END IF;
+            {update_covered}
         END IF;
     ELSIF TG_OP = 'INSERT' THEN
         IF {flushed} THEN
@@ -522,9 +565,9 @@ def _trigger_function(name: str, body: str, *, set_based: bool = False) -> str:
     )
 
 
-def _same_updates(plan: ClassPlan, changed: str) -> str:
+def _same_updates(plan: ClassPlan, changed: str, document: str = "l.changed_objects") -> str:
     """For the changed columns that are not exact twins: the flush row's values before
-    and after are OLD's and NEW's, compared as the columns' types."""
+    and after (in ``document``) are OLD's and NEW's, compared as the columns' types."""
     conditions = []
     for column in plan.columns:
         if column.redact:
@@ -532,10 +575,10 @@ def _same_updates(plan: ClassPlan, changed: str) -> str:
         name = sql_literal(column.name)
         quoted = quote_column(column.name)
         before = same_value_expression(
-            f"(l.changed_objects -> 'previous' -> {name})", f"OLD.{quoted}", column.column
+            f"({document} -> 'previous' -> {name})", f"OLD.{quoted}", column.column
         )
         after = same_value_expression(
-            f"(l.changed_objects -> 'current' -> {name})", f"NEW.{quoted}", column.column
+            f"({document} -> 'current' -> {name})", f"NEW.{quoted}", column.column
         )
         if before is not None and after is not None:
             conditions.append(
