@@ -148,6 +148,10 @@ def test_check_changes_nothing(crm: Crm, engine: Engine) -> None:
 def test_capture_triggers_missing_disabled_or_stale_are_reported(crm: Crm, engine: Engine):
     run(engine, "DROP TRIGGER leads_audit_capture ON leads")
     reported_then_repaired(crm, engine, "missing-trigger", "leads_audit_capture on leads")
+    run(engine, "DROP TRIGGER leads_audit_flushed ON leads")
+    reported_then_repaired(
+        crm, engine, "missing-trigger", "leads_audit_flushed on leads", "cascades of a flush"
+    )
     run(engine, "ALTER TABLE businesses DISABLE TRIGGER businesses_audit_capture")
     assert kinds(crm, engine) == ["disabled-trigger"]
     crm.keeper.create_all(engine)

@@ -42,8 +42,8 @@ from .common import (
     CAPTURED_BY,
     FLUSHED,
     LinkSide,
-    flushed_condition,
     flushed_trigger_name,
+    query_starts_with,
 )
 from .postgresql import (
     NEW_ROWS,
@@ -249,7 +249,7 @@ def _triggers(table: Table, function: str, dialect: Dialect, *, is_announced: bo
     # included, are its statement triggers'; those of a statement the session logs
     # itself (``FLUSHED``) are the flushed trigger's, which checks them against the
     # rows already written; every other change is the row trigger's, which logs it.
-    flushed = flushed_condition()
+    flushed = query_starts_with(FLUSHED)
     when = (
         f"NOT {announced(table, dialect)} AND NOT {flushed}" if is_announced else f"NOT {flushed}"
     )

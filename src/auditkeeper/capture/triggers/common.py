@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import Column, Table
 
+from ...model.sql_values import sql_literal
 from ..plan import ClassPlan
 
 __all__ = [
@@ -18,8 +19,8 @@ __all__ = [
     "MARK",
     "STATEMENT_MARK",
     "LinkSide",
-    "flushed_condition",
     "flushed_trigger_name",
+    "query_starts_with",
     "quote_column",
 ]
 
@@ -75,7 +76,8 @@ def flushed_trigger_name(table: Table) -> str:
     return f"{table.name}{FLUSHED_SUFFIX}"
 
 
-def flushed_condition() -> str:
-    """The SQL condition that the current client query is marked ``FLUSHED``: compared
-    as a prefix of ``current_query()``, which nothing the query does can change."""
-    return f"coalesce(starts_with(current_query(), '{FLUSHED}'), false)"
+def query_starts_with(comment: str) -> str:
+    """The SQL condition that the current client query starts with ``comment``: its text
+    as the client sent it, which nothing the query does can change, compared as a
+    prefix (false where there is no client query, as in a replication worker)."""
+    return f"coalesce(starts_with(current_query(), {sql_literal(comment)}), false)"

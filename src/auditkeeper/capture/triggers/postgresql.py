@@ -42,6 +42,7 @@ from .common import (
     STATEMENT_MARK,
     LinkSide,
     flushed_trigger_name,
+    query_starts_with,
     quote_column,
 )
 
@@ -183,19 +184,12 @@ def _transaction_index(tables: AuditTables) -> Index:
     return next(i for i in tables.log.indexes if i.name == f"ix_{tables.log.name}_transaction")
 
 
-def _logged_already(
-    tables: AuditTables,
-    entity: int,
-    key: tuple[str, str],
-    changed: str,
-    dialect: Dialect,
-    *,
-    plan: ClassPlan | None = None,
-    verb: str = "UPDATE",
-) -> str:
-    """``EXISTS`` of ``_covering_rows``."""
-    rows = _covering_rows(tables, entity, key, changed, dialect, plan=plan, verb=verb)
-    return f"EXISTS (SELECT 1 {rows})"
+def _called_by_flushed_trigger(table: Table) -> str:
+    """The PL/pgSQL condition that the function runs for ``table``'s flushed trigger:
+    only a change of a statement the session logs itself can have been logged already,
+    so only then is the log probed; any other change is logged whatever rows the
+    transaction holds."""
+    return f"TG_NAME = {sql_literal(flushed_trigger_name(table))}"
 
 
 def _covering_rows(
@@ -207,16 +201,15 @@ def _covering_rows(
     *,
     plan: ClassPlan | None = None,
     verb: str = "UPDATE",
-    typed_values: bool = True,
 ) -> str:
     """``FROM ... WHERE ...`` of the rows of this transaction that another path wrote (no
-    trigger mark) covers this change: same record and kind, and for an update or a link
+    trigger mark) and that may cover this change: same record and kind, and for an update or a link
     a field in common with ``changed`` (a text[] expression) and, for a row change of
     ``plan``'s table, the same values (no ``plan``: a link). One condition per ``verb``
     (the row function asks in each branch): each execution of the query initialises its
-    whole expression, so the other verbs' conditions would cost at every row.
-    ``typed_values=False`` leaves out an update's comparisons as the columns' types
-    (``_same_updates``), for the caller to make on each row found."""
+    whole expression, so the other verbs' conditions would cost at every row. An
+    update's comparisons as the columns' types (``_same_updates``) are left to the
+    caller, for each row found."""
     log = dialect.identifier_preparer.format_table(tables.log)
     key_number, key_text = key
     if plan is None:
@@ -236,8 +229,6 @@ def _covering_rows(
            AND (l.changed_objects -> 'difference') ?| {changed}
            AND (l.changed_objects -> 'previous') @> probe_old
            AND (l.changed_objects -> 'current') @> probe_new"""
-        if typed_values:
-            same_change += _same_updates(plan, changed)
     # The record's key as the transaction index holds it: only that index can serve
     # the lookup (``transaction_index_statement``).
     stored_key = record_key_expression(tables.log.alias("l")).compile(dialect=dialect)
@@ -257,24 +248,17 @@ def table_function(
     entity = plan.entity_type
 
     def covered(row: str, verb: str) -> str:
-        return _logged_already(
+        rows = _covering_rows(
             tables, entity, _key(row, plan), "changed", dialect, plan=plan, verb=verb
         )
+        return f"EXISTS (SELECT 1 {rows})"
 
     typed = _same_updates(plan, "changed", "candidate")
     if typed:
         # The comparisons as the columns' types run on the rows found, as PL/pgSQL
         # expressions prepared once per transaction: in the query, they were
         # initialised again at every row.
-        rows = _covering_rows(
-            tables,
-            entity,
-            _key("NEW", plan),
-            "changed",
-            dialect,
-            plan=plan,
-            typed_values=False,
-        )
+        rows = _covering_rows(tables, entity, _key("NEW", plan), "changed", dialect, plan=plan)
         update_covered = f"""FOR candidate IN SELECT l.changed_objects {rows} LOOP
                 IF true{typed} THEN
                     RETURN NULL;
@@ -285,9 +269,7 @@ def table_function(
                 RETURN NULL;
             END IF;"""
 
-    # Only a change of a statement the session logs itself can have been logged
-    # already; any other is logged here, whatever rows the transaction holds.
-    flushed = f"TG_NAME = {sql_literal(flushed_trigger_name(table))}"
+    flushed = _called_by_flushed_trigger(table)
 
     body = f"""
 DECLARE
@@ -376,9 +358,8 @@ def announcement(table: Table, dialect: Dialect) -> str:
 
 def announced(table: Table, dialect: Dialect) -> str:
     """The SQL condition that the current client query starts with ``table``'s
-    announcement (false where there is no client query, as in a replication worker)."""
-    comment = sql_literal(announcement(table, dialect))
-    return f"coalesce(starts_with(current_query(), {comment}), false)"
+    announcement."""
+    return query_starts_with(announcement(table, dialect))
 
 
 def announcement_token(table: Table, dialect: Dialect) -> str:
@@ -400,7 +381,7 @@ def statement_function(
     but never silence it. That holds at any trigger depth: the database's cascades into
     the same table land in the statement's own transition tables, and a statement that
     one of the application's triggers runs has its own, and its own statement trigger
-    call, under the same announcement (the client statement's start time).
+    call, under the same announcement (the client's query text).
     """
     branches = []
     if plan.create is not None:
@@ -485,20 +466,17 @@ def link_function(tables: AuditTables, name: str, sides: list[LinkSide], dialect
     one)."""
     preparer = dialect.identifier_preparer
     association = preparer.format_table(sides[0].owner.table)
-    flushed = f"TG_NAME = {sql_literal(flushed_trigger_name(sides[0].owner.table))}"
+    flushed = _called_by_flushed_trigger(sides[0].owner.table)
     blocks = []
     for side in sides:
         owner, related = quote_column(side.owner.name), quote_column(side.related.name)
         key_number, key_text = _key("record", side.plan)
         write = write_statement(tables, side.plan.entity_type, (key_number, key_text), dialect)
         field = sql_literal(side.name)
-        covered = _logged_already(
-            tables,
-            side.plan.entity_type,
-            (key_number, key_text),
-            f"ARRAY[{field}]",
-            dialect,
+        rows = _covering_rows(
+            tables, side.plan.entity_type, (key_number, key_text), f"ARRAY[{field}]", dialect
         )
+        covered = f"EXISTS (SELECT 1 {rows})"
         for row, skipped_on, added in (("OLD", "INSERT", False), ("NEW", "DELETE", True)):
             if added:
                 before = (
@@ -565,7 +543,7 @@ def _trigger_function(name: str, body: str, *, set_based: bool = False) -> str:
     )
 
 
-def _same_updates(plan: ClassPlan, changed: str, document: str = "l.changed_objects") -> str:
+def _same_updates(plan: ClassPlan, changed: str, document: str) -> str:
     """For the changed columns that are not exact twins: the flush row's values before
     and after (in ``document``) are OLD's and NEW's, compared as the columns' types."""
     conditions = []
