@@ -18,21 +18,20 @@ shuffled order; it prints the median µs per row of each form, then drops the da
 from __future__ import annotations
 
 import argparse
-import contextlib
 import random
 import statistics
 import sys
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-from sqlalchemy import MetaData, Table, create_engine, make_url, text
+from sqlalchemy import MetaData, Table, create_engine
 from sqlalchemy.dialects import postgresql
 
 _ROOT = Path(__file__).resolve().parent.parent
 if str(_ROOT) not in sys.path:  # run as a script: make ``tests`` importable
     sys.path.insert(0, str(_ROOT))
+
+from bench.servers import fresh_database, postgresql_server  # noqa: E402
 
 from auditkeeper.capture.triggers.postgresql import announced, announcement_token  # noqa: E402
 
@@ -57,36 +56,10 @@ def _forms() -> dict[str, str | None]:
 FORMS = tuple(_forms())
 
 
-@contextlib.contextmanager
-def _server(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
-        return
-    from tests.pgcluster import throwaway_cluster
-
-    with throwaway_cluster() as started:
-        yield started
-
-
-@contextlib.contextmanager
-def _database(server: str) -> Iterator[str]:
-    """A fresh database on ``server``, dropped after."""
-    name = f"announcement_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def measure(server: str, runs: int) -> dict[str, float]:
     """Median µs per inserted row of each form, over ``runs`` runs, in a database of its
     own on ``server``."""
-    with _database(server) as url:
+    with fresh_database(server, "announcement") as url:
         return _measure(url, runs)
 
 
@@ -135,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--pg-url", help="a server where this may CREATE DATABASE")
     arguments = parser.parse_args(argv)
-    with _server(arguments.pg_url) as server:
+    with postgresql_server(arguments.pg_url) as server:
         result = measure(server, arguments.runs)
     print("| row trigger's WHEN | µs per inserted row (median) |")
     print("| --- | --- |")

@@ -45,6 +45,7 @@ if str(_ROOT) not in sys.path:  # run as a script: make ``bench`` and ``tests`` 
 
 from bench.capture_worker import WORKLOADS, describe  # noqa: E402
 from bench.models import LABELS, PEERS, POSTGRESQL_ONLY, VARIANTS  # noqa: E402
+from bench.servers import fresh_database, postgresql_server  # noqa: E402
 
 WORKER = _HERE / "capture_worker.py"
 DIALECTS = ("postgresql", "sqlite")
@@ -189,12 +190,8 @@ def _server(pg_url: str | None) -> Iterator[str | None]:
     ("-" when PostgreSQL is not measured)."""
     if pg_url == "-":
         yield None
-    elif pg_url:
-        yield pg_url
     else:
-        from tests.pgcluster import throwaway_cluster
-
-        with throwaway_cluster(fsync=True) as url:
+        with postgresql_server(pg_url, fsync=True) as url:
             yield url
 
 
@@ -252,24 +249,9 @@ def _fresh_database(dialect: str, server: str | None, folder: Path) -> Iterator[
             for suffix in ("", "-wal", "-shm"):
                 Path(f"{path}{suffix}").unlink(missing_ok=True)
         return
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     assert server is not None
-    name = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            yield make_url(server).set(database=name).render_as_string(hide_password=False)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                # Write the dropped database's dirty pages now, not during the next run.
-                connection.execute(text("CHECKPOINT"))
-    finally:
-        admin.dispose()
+    with fresh_database(server, "bench") as url:
+        yield url
 
 
 def _progress(number: int, total: int, result: dict[str, Any], started: float) -> None:

@@ -17,13 +17,11 @@ two databases.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import statistics
 import sys
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +32,7 @@ if str(_ROOT) not in sys.path:  # run as a script: make ``bench`` and ``tests`` 
     sys.path.insert(0, str(_ROOT))
 
 from bench.models import ACTOR_EMAIL, ACTOR_ID, build, item_row  # noqa: E402
+from bench.servers import postgresql_server  # noqa: E402
 
 __all__ = ["METHODS", "main", "measure"]
 
@@ -51,17 +50,6 @@ def _documents(size: int) -> list[dict[str, Any]]:
     items = [model.Item(id=i, **item_row(i)) for i in range(1, size + 1)]
     rows = [_row(plan, inspect(item), "create", {}, {}, {}) for item in items]
     return [row for row in rows if row is not None]
-
-
-@contextlib.contextmanager
-def _server(url: str | None) -> Iterator[str]:
-    if url is not None:
-        yield url
-        return
-    from tests.pgcluster import throwaway_cluster
-
-    with throwaway_cluster(fsync=True) as started:
-        yield started
 
 
 def _database(server: str, method: str) -> tuple[Engine, Table]:
@@ -133,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100, help="audit rows per write")
     parser.add_argument("--pg-url", help="a server of your own (default: a throw-away one)")
     args = parser.parse_args(argv)
-    with _server(args.pg_url) as server:
+    with postgresql_server(args.pg_url, fsync=True) as server:
         result = measure(server, args.repeat, args.rows)
     print(f"writing {args.rows} audit rows (one executemany + commit), {args.repeat} times each")
     print("| compression | median ms | p25 ms | min ms | bytes per audit row | used |")

@@ -22,7 +22,6 @@ history query under 5 ms median; export above 50,000 rows/s.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import io
 import json
@@ -42,6 +41,8 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT))
+
+from bench.servers import postgresql_server  # noqa: E402
 
 import auditkeeper  # noqa: E402
 from auditkeeper import LogFilter  # noqa: E402
@@ -74,7 +75,7 @@ def main() -> None:
         help="with --pg-url: measure the log a previous run loaded there (same --rows)",
     )
     args = parser.parse_args()
-    with _server(args.pg_url) as url:
+    with postgresql_server(args.pg_url) as url:
         engine = create_engine(url)
         try:
             crm = build_crm()
@@ -93,17 +94,6 @@ def _load() -> list[float]:
     import os
 
     return [round(value, 2) for value in os.getloadavg()]
-
-
-@contextlib.contextmanager
-def _server(url: str | None) -> Iterator[str]:
-    if url:
-        yield url
-        return
-    from tests.pgcluster import throwaway_cluster
-
-    with throwaway_cluster() as cluster_url:
-        yield cluster_url
 
 
 # -- loading ----------------------------------------------------------------------------
