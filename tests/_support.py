@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, MetaData, event, select
+from sqlalchemy import Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import auditkeeper
@@ -68,3 +68,15 @@ def installed_sessions(engine: Engine, keeper: auditkeeper.Auditkeeper) -> Itera
     installation = keeper.install(factory)
     yield factory
     installation.uninstall()
+
+
+def databases_named(server_url: str, prefix: str) -> int:
+    """How many databases on the server have names starting with ``prefix``: what a
+    benchmark that makes its own left behind."""
+    engine = create_engine(server_url)
+    try:
+        with engine.connect() as connection:
+            query = text("SELECT count(*) FROM pg_database WHERE starts_with(datname, :prefix)")
+            return int(connection.execute(query, {"prefix": prefix}).scalar_one())
+    finally:
+        engine.dispose()

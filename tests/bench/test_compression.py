@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from bench.compression import METHODS, measure
-from sqlalchemy import create_engine, text
+
+from tests._support import databases_named
 
 
 def test_both_methods_are_timed_and_used(pg_server_url: str):
@@ -13,10 +14,4 @@ def test_both_methods_are_timed_and_used(pg_server_url: str):
         assert len(found["seconds"]) == 2
         assert found["used"] == [method]  # every document past the TOAST threshold
         assert found["bytes"] > 1000
-    engine = create_engine(pg_server_url)
-    with engine.connect() as connection:
-        left = connection.execute(
-            text("SELECT count(*) FROM pg_database WHERE datname LIKE 'compression_%'")
-        ).scalar_one()
-    engine.dispose()
-    assert left == 0
+    assert databases_named(pg_server_url, "compression_") == 0
