@@ -4,6 +4,8 @@
 
     bench/run                                   # installs the peers, then runs this
     bench/.venv/bin/python bench/capture.py --repetitions 3 --workloads a,d --dialects postgresql
+    bench/run --against 2731fd9 --variants baseline,auditkeeper --workloads a,d
+
 
 Starts one throw-away PostgreSQL cluster (fsync on) unless ``--pg-url`` names a server,
 then runs every measurement (variant x workload x dialect) ``--repetitions`` times, each
@@ -11,6 +13,11 @@ in a fresh process (``capture_worker.py``) on a fresh database, in a shuffled or
 within each repetition. Prints one Markdown table of medians with min-max, ratios to
 the no-audit baseline of the same run, microseconds added per audited row, audit
 statements per flush and bytes stored per audit row, then the issue's targets.
+
+``--against`` adds auditkeeper as another version of it has it (a git revision of this
+repository, or a folder holding an ``auditkeeper`` package), measured in the same
+interleaved run: a change is judged against the code before it, side by side, on this
+noisy machine.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import datetime as dt
 import hashlib
 import importlib.metadata
 import importlib.util
+import io
 import json
 import os
 import platform
@@ -30,6 +38,7 @@ import sqlite3
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -51,6 +60,9 @@ WORKER = _HERE / "capture_worker.py"
 DIALECTS = ("postgresql", "sqlite")
 DIALECT_LABELS = {"postgresql": "PostgreSQL", "sqlite": "SQLite"}
 PEER_MODULES = {"continuum": "sqlalchemy_continuum", "pgaudit": "postgresql_audit"}
+
+AGAINST = "against"
+"""The variant of ``--against``: auditkeeper from another version of its source."""
 
 TARGETS = {"a": 1.3, "b": 1.5, "c": 2.0, "d": 1.4, "e": 2.0}
 """The issue's ceilings for auditkeeper's median / the baseline median, on PostgreSQL."""
@@ -80,31 +92,44 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 2
     started = time.monotonic()
-    with _server(args.pg_url if "postgresql" in dialects else "-") as server:
+    with contextlib.ExitStack() as stack:
+        folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="auditkeeper-bench-")))
+        other = other_source(args.against, folder) if args.against else None
+        server = stack.enter_context(_server(args.pg_url if "postgresql" in dialects else "-"))
         meta = environment(server, args)
+        if other is not None:
+            revision = None if Path(args.against).is_dir() else args.against
+            meta["against"] = {"given": args.against, "code": code_version(other, revision)}
+            variants = [*variants, AGAINST]
         jobs = plan(args.repetitions, dialects, workloads, variants, seed=args.seed)
         results = []
-        with tempfile.TemporaryDirectory(prefix="auditkeeper-bench-") as folder:
-            for number, (repetition, dialect, workload, variant) in enumerate(jobs, 1):
-                result = run_job(
-                    dialect, workload, variant, server, Path(folder), args.rows, args.batch
-                )
-                result["repetition"] = repetition
-                results.append(result)
-                _progress(number, len(jobs), result, started)
-            meta["duration_s"] = round(time.monotonic() - started)
-            if code_version() != meta["code"]:
-                meta["code_changed"] = code_version()
-            if args.json:
-                Path(args.json).write_text(
-                    json.dumps({"meta": meta, "results": results}, indent=1) + "\n"
-                )
-            print(render(meta, results))
-            for workload in _choose(args.profile, WORKLOADS, "workload") if args.profile else []:
-                print(profile(workload, dialects[0], server, Path(folder), args))
-            if args.server_stats:
-                workloads = _choose(args.server_stats, WORKLOADS, "workload")
-                print(server_stats(workloads, Path(folder), args))
+        for number, (repetition, dialect, workload, variant) in enumerate(jobs, 1):
+            result = run_job(
+                dialect,
+                workload,
+                variant,
+                server,
+                folder,
+                args.rows,
+                args.batch,
+                source=other if variant == AGAINST else None,
+            )
+            result["repetition"] = repetition
+            results.append(result)
+            _progress(number, len(jobs), result, started)
+        meta["duration_s"] = round(time.monotonic() - started)
+        if code_version() != meta["code"]:
+            meta["code_changed"] = code_version()
+        if args.json:
+            Path(args.json).write_text(
+                json.dumps({"meta": meta, "results": results}, indent=1) + "\n"
+            )
+        print(render(meta, results))
+        for workload in _choose(args.profile, WORKLOADS, "workload") if args.profile else []:
+            print(profile(workload, dialects[0], server, folder, args))
+        if args.server_stats:
+            workloads = _choose(args.server_stats, WORKLOADS, "workload")
+            print(server_stats(workloads, folder, args))
     failed = [r for r in results if "error" in r]
     return 1 if failed else 0
 
@@ -131,6 +156,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=8, help="of the shuffled order")
     parser.add_argument(
         "--pg-url", help="a PostgreSQL server to use (needs CREATE DATABASE and superuser)"
+    )
+    parser.add_argument(
+        "--against",
+        metavar="REVISION|FOLDER",
+        help="also run auditkeeper from another version of its source, interleaved with "
+        "this one: a git revision of this repository, or a folder holding its auditkeeper "
+        "package (a src folder, or a checkout)",
     )
     parser.add_argument("--json", metavar="PATH", help="also write every measurement here")
     parser.add_argument("--from-json", metavar="PATH", help="print the table of a saved run")
@@ -206,13 +238,23 @@ def run_job(
     profile_path: Path | None = None,
     *,
     with_server_stats: bool = False,
+    source: Path | None = None,
 ) -> dict[str, Any]:
-    """One measurement in a fresh process on a fresh database."""
+    """One measurement in a fresh process on a fresh database; ``source``: the folder
+    to import auditkeeper from (the ``--against`` variant)."""
+    environ = None
+    if source is not None:
+        environ = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(
+                [str(source), *filter(None, [os.environ.get("PYTHONPATH")])]
+            ),
+        }
     with _fresh_database(dialect, server, folder) as url:
         command = [
             sys.executable,
             str(WORKER),
-            f"--variant={variant}",
+            f"--variant={'auditkeeper' if variant == AGAINST else variant}",
             f"--workload={workload}",
             f"--url={url}",
             f"--rows={rows}",
@@ -224,7 +266,7 @@ def run_job(
             command.append("--server-stats")
         try:
             done = subprocess.run(
-                command, capture_output=True, text=True, timeout=1800, check=False
+                command, capture_output=True, text=True, timeout=1800, check=False, env=environ
             )
         except subprocess.TimeoutExpired:
             return _failure(dialect, workload, variant, "timed out after 1800 s")
@@ -232,7 +274,39 @@ def run_job(
     if done.returncode != 0 or not lines:
         return _failure(dialect, workload, variant, done.stderr.strip()[-2000:])
     result: dict[str, Any] = json.loads(lines[-1])
+    if source is not None:
+        imported = result.get("auditkeeper_source")
+        if imported != str(source.resolve()):
+            return _failure(
+                dialect, workload, variant, f"auditkeeper came from {imported}, not {source}"
+            )
+        result["variant"] = AGAINST
     return result
+
+
+def other_source(given: str, folder: Path) -> Path:
+    """The folder holding the ``auditkeeper`` package of ``--against``: ``given`` itself
+    or its ``src``, or else the ``src`` of the git revision ``given``, extracted into
+    ``folder``."""
+    for candidate in (Path(given), Path(given) / "src"):
+        if (candidate / "auditkeeper" / "__init__.py").is_file():
+            return candidate.resolve()
+    done = subprocess.run(
+        ["git", "-C", str(_ROOT), "archive", "--format=tar", given, "src"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        reason = done.stderr.decode(errors="replace").strip().splitlines() or ["no output"]
+        raise SystemExit(
+            f"--against {given!r} is neither a folder holding an auditkeeper package nor a "
+            f"revision of {_ROOT} that git can archive ({reason[-1]})"
+        )
+    target = folder / "against"
+    with tarfile.open(fileobj=io.BytesIO(done.stdout)) as archive:
+        archive.extractall(target, filter="data")
+    return (target / "src").resolve()
 
 
 def _failure(dialect: str, workload: str, variant: str, error: str) -> dict[str, Any]:
@@ -413,22 +487,24 @@ def environment(server: str | None, args: argparse.Namespace) -> dict[str, Any]:
     return meta
 
 
-def code_version() -> str:
-    """The commit measured, and a digest of auditkeeper's source as it was read (the
-    working tree may hold uncommitted changes)."""
+def code_version(src: Path = _ROOT / "src", revision: str | None = "HEAD") -> str:
+    """The commit measured (``revision`` of this repository; None: a folder, outside
+    git), and a digest of the auditkeeper package in ``src`` as it was read (the working
+    tree may hold uncommitted changes): the same code gives the same digest."""
     digest = hashlib.sha256()
-    for path in sorted((_ROOT / "src" / "auditkeeper").rglob("*.py")):
-        digest.update(str(path.relative_to(_ROOT)).encode() + b"\0" + path.read_bytes())
-    commit = "unknown commit"
+    for path in sorted((src / "auditkeeper").rglob("*.py")):
+        name = f"src/{path.relative_to(src).as_posix()}"
+        digest.update(name.encode() + b"\0" + path.read_bytes())
+    commit = "unknown commit" if revision else "a folder"
     with contextlib.suppress(OSError, subprocess.SubprocessError):
         done = subprocess.run(
-            ["git", "-C", str(_ROOT), "rev-parse", "--short", "HEAD"],
+            ["git", "-C", str(_ROOT), "rev-parse", "--short", f"{revision}^{{commit}}"],
             capture_output=True,
             text=True,
             timeout=10,
             check=False,
         )
-        if done.returncode == 0:
+        if revision and done.returncode == 0:
             commit = done.stdout.strip()
     return f"{commit}, src digest {digest.hexdigest()[:12]}"
 
@@ -472,7 +548,7 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
             by_key[key].append(result)
     dialects = [d for d in DIALECTS if any(k[0] == d for k in by_key | failures)]
     workloads = [w for w in WORKLOADS if any(k[1] == w for k in by_key | failures)]
-    variants = [v for v in VARIANTS if any(k[2] == v for k in by_key | failures)]
+    variants = [v for v in (*VARIANTS, AGAINST) if any(k[2] == v for k in by_key | failures)]
     rows, batch = meta.get("rows", 10_000), meta.get("batch", 100)
 
     lines = [_header(meta), ""]
@@ -491,7 +567,7 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
             for variant in variants:
                 key = (dialect, workload, variant)
                 cells = [DIALECT_LABELS[dialect], f"({workload}) {describe(workload, rows, batch)}"]
-                cells.append(LABELS[variant])
+                cells.append(_label(variant, meta))
                 runs = by_key.get(key, [])
                 if dialect != "postgresql" and variant in POSTGRESQL_ONLY:
                     lines.append(_row([*cells, "n/a: PostgreSQL only (triggers)", *[""] * 7]))
@@ -534,6 +610,7 @@ def render(meta: dict[str, Any], results: list[dict[str, Any]]) -> str:
                 )
     lines.append("")
     lines.extend(_targets(summary, dialects, workloads, variants))
+    lines.extend(_against(summary, dialects, workloads, meta))
     if failures:
         lines.append("")
         lines.append(f"{sum(len(v) for v in failures.values())} measurement(s) failed:")
@@ -563,6 +640,11 @@ def _header(meta: dict[str, Any]) -> str:
             else "."
         ),
         f"Code: {meta.get('code', '?')}"
+        + (
+            f"; against: {meta['against']['given']} ({meta['against']['code']})"
+            if "against" in meta
+            else ""
+        )
         + (
             f". WARNING: auditkeeper's source changed during the run (now {meta['code_changed']})"
             if meta.get("code_changed")
@@ -640,6 +722,35 @@ def _targets(
             )
             lines.append(f"- {DIALECT_LABELS[dialect]} ({workload}): " + "; ".join(verdicts))
     return lines
+
+
+def _against(
+    summary: dict[tuple[str, str, str], dict[str, Any]],
+    dialects: list[str],
+    workloads: list[str],
+    meta: dict[str, Any],
+) -> list[str]:
+    """This auditkeeper's medians against the other version's (``--against``)."""
+    if "against" not in meta:
+        return []
+    lines = ["", f"This auditkeeper against {_label(AGAINST, meta)} (medians, same run):", ""]
+    for dialect in dialects:
+        for workload in workloads:
+            mine = summary.get((dialect, workload, "auditkeeper"))
+            theirs = summary.get((dialect, workload, AGAINST))
+            if mine is None or theirs is None or not theirs["total"]:
+                continue
+            lines.append(
+                f"- {DIALECT_LABELS[dialect]} ({workload}): {mine['total']:.0f} against "
+                f"{theirs['total']:.0f} ms (x{mine['total'] / theirs['total']:.2f})"
+            )
+    return lines
+
+
+def _label(variant: str, meta: dict[str, Any]) -> str:
+    if variant == AGAINST:
+        return f"auditkeeper at {meta.get('against', {}).get('given', '?')}"
+    return LABELS[variant]
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float | None:

@@ -160,10 +160,20 @@ def run(
             "rss_peak_mb": round(rss_after, 1),
             "rss_growth_mb": round(max(0.0, rss_after - rss_before), 1),
             "profiled": bool(profile),
+            "auditkeeper_source": _auditkeeper_source(variant),
             **({"server_stats": stats} if stats is not None else {}),
         }
     finally:
         engine.dispose()
+
+
+def _auditkeeper_source(variant: str) -> str | None:
+    """The folder auditkeeper was imported from (``bench/capture.py --against`` checks
+    that the other tree's code ran)."""
+    module = sys.modules.get("auditkeeper")
+    if variant != "auditkeeper" or module is None or module.__file__ is None:
+        return None
+    return str(Path(module.__file__).resolve().parent.parent)
 
 
 # -- the workloads --------------------------------------------------------------------

@@ -7,12 +7,21 @@ PostgreSQL-Audit) are not dependencies of the project and live in bench/.venv.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from bench.capture import plan, render, server_stats_tables
+from bench.capture import (
+    code_version,
+    main,
+    other_source,
+    plan,
+    render,
+    run_job,
+    server_stats_tables,
+)
 from bench.capture_worker import SERVER_STATS_SETTINGS, WORKLOADS, changed_rows, describe, run
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -22,7 +31,8 @@ from tests.pgcluster import throwaway_cluster
 
 ROWS = 20
 BATCH = 10
-WORKER = Path(__file__).resolve().parents[2] / "bench" / "capture_worker.py"
+ROOT = Path(__file__).resolve().parents[2]
+WORKER = ROOT / "bench" / "capture_worker.py"
 
 
 def _run(database: Database, variant: str, workload: str) -> dict:
@@ -131,3 +141,53 @@ def test_server_stats_name_the_statements_and_functions_that_took_the_time():
     table = server_stats_tables("e", result)
     assert "### Server time: auditkeeper, PostgreSQL, workload (e)" in table
     assert "| `item_audit_statement` |" in table
+
+
+def test_against_times_another_version_of_auditkeeper_in_the_same_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+):
+    """``--against FOLDER``: a third variant, auditkeeper imported from that folder,
+    interleaved with this tree's, and compared with it under the table."""
+    other = tmp_path / "other" / "src"
+    shutil.copytree(ROOT / "src" / "auditkeeper", other / "auditkeeper")
+    code = main(
+        [
+            "--dialects=sqlite",
+            "--workloads=d",
+            "--variants=baseline,auditkeeper",
+            "--repetitions=1",
+            f"--rows={ROWS}",
+            f"--batch={BATCH}",
+            f"--against={other.parent}",  # a checkout: its src is found
+        ]
+    )
+    table = capsys.readouterr().out
+    assert code == 0, table
+    changed = changed_rows("d", ROWS)
+    row = next(line for line in table.splitlines() if f"auditkeeper at {other.parent} |" in line)
+    assert f"| {changed} of {changed} |" in row  # it audited every change
+    # The same code has the same digest, whichever folder it was read from.
+    assert f"(a folder, src digest {code_version().split('digest ')[1]})" in table
+    assert f"This auditkeeper against auditkeeper at {other.parent}" in table
+    assert "- SQLite (d): " in table.split("This auditkeeper against")[1]
+
+
+def test_against_a_revision_extracts_its_source(tmp_path: Path):
+    source = other_source("HEAD", tmp_path)
+    assert (source / "auditkeeper" / "__init__.py").is_file()
+    assert source.is_relative_to(tmp_path)
+
+
+def test_against_what_is_neither_a_folder_nor_a_revision_is_refused(tmp_path: Path):
+    with pytest.raises(SystemExit, match="neither a folder holding an auditkeeper package"):
+        other_source("no-such-revision-here", tmp_path)
+
+
+def test_a_measurement_that_did_not_import_the_other_source_is_a_failure(tmp_path: Path):
+    """The worker falls back to the installed auditkeeper when the folder has none: the
+    driver notices, rather than reporting this tree's figures under the other's name."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run_job("sqlite", "d", "against", None, tmp_path, ROWS, BATCH, source=empty)
+    assert "auditkeeper came from" in result["error"]
+    assert result["variant"] == "against"
