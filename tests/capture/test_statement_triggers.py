@@ -507,3 +507,36 @@ def test_a_forged_flush_mark_cannot_silence_a_change_no_row_covers(engine: Engin
         (4, Action.UPDATE, "database trigger"),
         (9, Action.CREATE, "database trigger"),
     ]
+
+
+@POSTGRES_ONLY
+def test_a_previous_versions_unmarked_flush_is_logged_twice_and_nothing_is_lost(
+    engine: Engine, sessions
+):
+    """docs/database.md, rolling deploys: a process of the version before the flushed
+    mark writes with this version's triggers installed. Its flushes' statements carry no
+    mark, so the row trigger logs them as raw changes, besides the flush's own rows."""
+    from auditkeeper.capture.trigger_state import _mark_flushed
+
+    seed(sessions)
+    with auditkeeper.acting_as(7, email="ops@example.com"), sessions() as session:
+        session.connection()  # the session's first transaction watches the engine
+        event.remove(engine, "before_cursor_execute", _mark_flushed)  # as before the mark
+        session.get(Node, 4).size = 5
+        session.add(Node(id=9, name="new"))
+        session.delete(session.get(Leaf, 1))
+        session.commit()
+    logged = sorted(
+        (r.entity_type, r.number_identifier, r.action, (r.context or {}).get("captured_by", ""))
+        for r in changes(engine)
+        if r.user_id == 7
+    )
+    assert logged == [
+        (Kind.NODE, 4, Action.UPDATE, ""),
+        (Kind.NODE, 4, Action.UPDATE, "database trigger"),
+        (Kind.NODE, 9, Action.CREATE, ""),
+        (Kind.NODE, 9, Action.CREATE, "database trigger"),
+        (Kind.LEAF, 1, Action.DELETE, ""),
+        (Kind.LEAF, 1, Action.DELETE, "database trigger"),
+    ]
+    assert len(changes(engine)) == len(logged)  # every row names the actor
