@@ -51,7 +51,13 @@ def test_auditkeeper_writes_one_statement_per_flush(database: Database, workload
     assert result["flushes"] == flushes
     assert result["units"] == (1 if workload == "e" else flushes)  # (e): one bulk statement
     kinds = result["audit_statement_kinds"]
-    if database.dialect == "sqlite":
+    if database.dialect == "sqlite" and workload == "e":
+        # Left to the capture triggers: the actor written to the capture state before the
+        # statement, and taken back at commit.
+        per_unit = 2
+        assert len(kinds) == 2
+        assert all(s.startswith("UPDATE auditkeeper_capture_state SET actor = ") for s in kinds)
+    elif database.dialect == "sqlite":
         # The audit INSERT, and the capture state around it: mark the flush, then take
         # the mark and the rows its triggers left pending in one DELETE ... RETURNING.
         per_unit = 3

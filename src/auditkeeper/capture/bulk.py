@@ -1,15 +1,16 @@
 """Bulk ORM statements: ``session.execute(insert/update/delete(Model) ...)``.
 
-They bypass the unit of work, so the flush hooks never see them. On PostgreSQL, UPDATE
-and DELETE of a table with capture triggers are left to the database: the statement
-announces itself (a comment at the start of its text), and the table's statement trigger logs its
-rows set-based (docs/bulk.md); without a statement trigger, the row trigger logs them at
-commit. Elsewhere they are wrapped: the rows they will touch are read (and locked, on
-PostgreSQL) with the statement's own WHERE clause, the statement runs, updated rows are
-read again by primary key, and the audit rows go out in one statement: at most three
-extra statements per bulk statement, whatever the number of rows. INSERT gets a
-RETURNING clause for the audited columns, so it costs one extra statement (the audit
-insert).
+They bypass the unit of work, so the flush hooks never see them. UPDATE and DELETE of a
+table with capture triggers are left to the database, so that no row is read into
+Python: on PostgreSQL the statement announces itself (a comment at the start of its
+text), and the table's statement trigger logs its rows set-based (docs/bulk.md), or,
+without a statement trigger, the row trigger logs them at commit; on SQLite the row
+triggers log each row as it changes. A table without capture triggers gets them
+wrapped: the rows they will touch are read (and locked, on PostgreSQL) with the
+statement's own WHERE clause, the statement runs, updated rows are read again by primary
+key, and the audit rows go out in one statement: at most three extra statements per bulk
+statement, whatever the number of rows. INSERT gets a RETURNING clause for the audited
+columns, so it costs one extra statement (the audit insert).
 """
 
 from __future__ import annotations
@@ -57,9 +58,9 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     if verb == "update" and plan.update is None and not plan.on_change:
         return None
     connection = state.session.connection(bind_arguments={"mapper": mapper})
+    if current_actor() is None:
+        recorder.require_an_actor([mapper])
     if connection.dialect.name == "postgresql":
-        if current_actor() is None:
-            recorder.require_an_actor([mapper])
         table = mapper.local_table
         # An UPDATE by primary key runs as many statements: left to the row trigger.
         by_key = isinstance(state.parameters, list)
@@ -75,6 +76,11 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
             return _invoke_announced(state, connection, announcement(table, connection.dialect))
         if logged:
             return None  # the row trigger logs each row at commit
+    elif capture_triggers_enabled(connection, mapper.local_table)[0]:
+        # SQLite's capture triggers log each row as it changes, in SQL, in the name the
+        # session gives them before the statement runs (trigger_state): nothing is
+        # read into Python, whatever the number of rows.
+        return None
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
     result = _invoke(state)
