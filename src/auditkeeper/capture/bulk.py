@@ -10,7 +10,8 @@ wrapped: the rows they will touch are read (and locked, on PostgreSQL) with the
 statement's own WHERE clause, the statement runs, updated rows are read again by primary
 key, and the audit rows go out in one statement: at most three extra statements per bulk
 statement, whatever the number of rows. INSERT gets a RETURNING clause for the audited
-columns, so it costs one extra statement (the audit insert).
+columns, so it costs one extra statement (the audit insert); on SQLite, a table with
+capture triggers leaves its INSERTs to them too.
 """
 
 from __future__ import annotations
@@ -76,10 +77,7 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
             return _invoke_announced(state, connection, announcement(table, connection.dialect))
         if logged:
             return None  # the row trigger logs each row at commit
-    elif capture_triggers_enabled(connection, mapper.local_table)[0]:
-        # SQLite's capture triggers log each row as it changes, in SQL, in the name the
-        # session gives them before the statement runs (trigger_state): nothing is
-        # read into Python, whatever the number of rows.
+    elif _left_to_sqlite_triggers(connection, mapper):
         return None
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
@@ -116,6 +114,17 @@ def _left_to_trigger(
     return found
 
 
+def _left_to_sqlite_triggers(connection: Connection, mapper: Mapper[Any]) -> bool:
+    """SQLite: whether ``mapper``'s table has capture triggers, which log each row as
+    the statement changes it, in SQL, in the name the session writes to the capture
+    state before the statement runs (trigger_state): nothing is read into Python,
+    whatever the number of rows."""
+    return (
+        connection.dialect.name == "sqlite"
+        and capture_triggers_enabled(connection, mapper.local_table)[0]
+    )
+
+
 def _invoke_announced(state: ORMExecuteState, connection: Connection, comment: str) -> Result[Any]:
     """Run the statement with ``comment`` at the start of its text, where the triggers
     look for it: SQLAlchemy puts a statement's prefixes after its verb."""
@@ -145,12 +154,16 @@ def _invoke(state: ORMExecuteState, **kw: Any) -> Result[Any]:
 def _capture_insert(
     recorder: Recorder, state: ORMExecuteState, mapper: Mapper[Any], plan: ClassPlan
 ) -> Result[Any] | None:
-    """Run a bulk INSERT with RETURNING of the audited columns, and log each new row."""
+    """Run a bulk INSERT with RETURNING of the audited columns, and log each new row;
+    an upsert, and any INSERT on SQLite, where the table has capture triggers, is left
+    to them."""
     statement = state.statement
     if plan.create is None or not isinstance(statement, Insert):
         return None
+    if current_actor() is None:
+        recorder.require_an_actor([mapper])
+    connection = state.session.connection(bind_arguments={"mapper": mapper})
     if statement._post_values_clause is not None:  # ON CONFLICT
-        connection = state.session.connection(bind_arguments={"mapper": mapper})
         if _left_to_trigger(connection, mapper.local_table)[0]:
             return None  # the capture trigger logs each inserted and each updated row
         raise CaptureError(
@@ -159,6 +172,8 @@ def _capture_insert(
             f"{mapper.local_table.description} does not have; use session.merge() or "
             "separate inserts and updates"
         )
+    if _left_to_sqlite_triggers(connection, mapper):
+        return None
     asked = len(statement.returning_column_descriptions)
     pk = [c.column for c in plan.primary_key]
     ours = statement.returning(*pk, *(c.column for c in plan.columns))
