@@ -125,9 +125,12 @@ def _left_to_sqlite_triggers(connection: Connection, mapper: Mapper[Any]) -> boo
     )
 
 
-def _invoke_announced(state: ORMExecuteState, connection: Connection, comment: str) -> Result[Any]:
-    """Run the statement with ``comment`` at the start of its text, where the triggers
-    look for it: SQLAlchemy puts a statement's prefixes after its verb."""
+def _invoke_announced(
+    state: ORMExecuteState, connection: Connection, comment: str, **kw: Any
+) -> Result[Any]:
+    """Run the statement (``kw``: as ``invoke_statement`` takes them) with ``comment``
+    at the start of its text, where the triggers look for it: SQLAlchemy puts a
+    statement's prefixes after its verb."""
 
     def put_first(
         conn: Connection, cursor: Any, statement: str, parameters: Any, context: Any, many: bool
@@ -136,7 +139,7 @@ def _invoke_announced(state: ORMExecuteState, connection: Connection, comment: s
 
     event.listen(connection, "before_cursor_execute", put_first, retval=True)
     try:
-        return state.invoke_statement()
+        return state.invoke_statement(**kw)
     finally:
         event.remove(connection, "before_cursor_execute", put_first)
 
@@ -154,9 +157,9 @@ def _invoke(state: ORMExecuteState, **kw: Any) -> Result[Any]:
 def _capture_insert(
     recorder: Recorder, state: ORMExecuteState, mapper: Mapper[Any], plan: ClassPlan
 ) -> Result[Any] | None:
-    """Run a bulk INSERT with RETURNING of the audited columns, and log each new row;
-    an upsert, and any INSERT on SQLite, where the table has capture triggers, is left
-    to them."""
+    """Run a bulk INSERT with RETURNING of the audited columns, and log each new row.
+    Where the table has capture triggers, an upsert is left to them, and so is any
+    INSERT on SQLite, and on PostgreSQL to the statement trigger, set-based."""
     statement = state.statement
     if plan.create is None or not isinstance(statement, Insert):
         return None
@@ -176,6 +179,16 @@ def _capture_insert(
         return None
     asked = len(statement.returning_column_descriptions)
     pk = [c.column for c in plan.primary_key]
+    table = mapper.local_table
+    if connection.dialect.name == "postgresql" and isinstance(table, Table):
+        trigger = statement_trigger_names(table, plan).get("INSERT")
+        if trigger and _left_to_trigger(connection, table, statement_trigger=trigger)[1]:
+            # The table's statement trigger logs each statement's new rows set-based.
+            # A RETURNING clause has SQLAlchemy send many rows per statement
+            # ("insertmanyvalues") rather than one statement per row.
+            announced = statement if asked else statement.returning(*pk)
+            comment = announcement(table, connection.dialect)
+            return _invoke_announced(state, connection, comment, statement=announced)
     ours = statement.returning(*pk, *(c.column for c in plan.columns))
     frozen = _invoke(state, statement=ours).freeze()
     width = len(pk)
