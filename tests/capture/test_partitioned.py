@@ -9,7 +9,7 @@ import enum
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -91,6 +91,18 @@ def test_every_row_of_a_partitioned_table_is_logged_whichever_table_is_named(
         (1, Action.UPDATE, "database trigger"),
         (102, Action.CREATE, "database trigger"),
     ]
+
+
+@POSTGRES_ONLY
+def test_a_bulk_insert_into_a_partitioned_table_is_logged_without_statement_triggers(
+    engine: Engine, sessions
+):
+    """No statement trigger to announce it to: the rows come back through RETURNING and
+    the session logs them, each checked at commit."""
+    with sessions() as session:
+        session.execute(insert(Reading), [{"id": 5, "value": 1}, {"id": 105, "value": 1}])
+        session.commit()
+    assert logged(engine) == [(5, Action.CREATE, None), (105, Action.CREATE, None)]
 
 
 @POSTGRES_ONLY

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, event, func, select
+from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -140,6 +140,38 @@ def test_strict_mode_refuses_unattributed_changes(database) -> None:
         session.commit()
     (row,) = entries(crm, engine)
     assert row.action == A.BUSINESS_CREATE and row.user_id is None and row.reason == "import"
+    # Bulk statements, which the capture triggers log, are refused before they run.
+    for statement in (
+        insert(crm.Business).values(name="Bulk"),
+        update(crm.Business).values(name="Renamed"),
+        delete(crm.Business),
+    ):
+        with factory() as session, pytest.raises(auditkeeper.ActorError, match="acting_as"):
+            session.execute(statement)
+    assert len(entries(crm, engine)) == 1
+    with Session(engine) as session:
+        assert session.scalars(select(crm.Business.name)).all() == ["Acme"]
+
+
+def test_a_rolled_back_savepoint_takes_its_bulk_statements_logs_with_it(database, crm: Crm) -> None:
+    engine = database.engine()
+    crm.Base.metadata.create_all(engine)
+    factory = sessionmaker(engine)
+    crm.keeper.install(factory)
+    with auditkeeper.acting_as_system(reason="test"), factory() as session:
+        session.execute(insert(crm.Business), [{"name": "kept"}, {"name": "other"}])
+        with session.begin_nested() as savepoint:
+            session.execute(insert(crm.Business).values(name="gone"))
+            session.execute(update(crm.Business).values(name="renamed"))
+            session.execute(delete(crm.Business).where(crm.Business.name == "renamed"))
+            savepoint.rollback()
+        session.execute(update(crm.Business).where(crm.Business.name == "other").values(name="x"))
+        session.commit()
+    logged = [(r.action, r.current and r.current["name"]) for r in entries(crm, engine)]
+    assert sorted(logged, key=str) == sorted(
+        [(A.BUSINESS_CREATE, "kept"), (A.BUSINESS_CREATE, "other"), (A.BUSINESS_UPDATE, "x")],
+        key=str,
+    )
 
 
 def test_async_session(database, crm: Crm) -> None:
