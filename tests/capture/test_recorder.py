@@ -45,11 +45,21 @@ def test_create_update_delete_rows(crm: Crm, engine: Engine, audited_sessions, u
 
 
 def test_one_statement_per_flush(crm: Crm, engine: Engine, audited_sessions) -> None:
+    """At most one audit INSERT per flush. On PostgreSQL, new rows of one table whose
+    values read alike in SQL are logged by its statement trigger, inside the flush's own
+    INSERT: then the flush sends none."""
     with StatementCounter(engine, crm.keeper.table.name) as counter, audited_sessions() as session:
         session.add_all([crm.Business(name=f"b{i}") for i in range(250)])
         session.commit()
-    assert len(counter.statements) == 1
+    assert len(counter.statements) == (0 if engine.dialect.name == "postgresql" else 1)
     assert len(entries(crm, engine)) == 250
+    with StatementCounter(engine, crm.keeper.table.name) as counter, audited_sessions() as session:
+        for business in session.scalars(select(crm.Business)):
+            business.name += "!"
+        session.add_all([crm.Business(name=f"c{i}") for i in range(10)])
+        session.commit()
+    assert len(counter.statements) == 1
+    assert len(entries(crm, engine)) == 510
 
 
 def test_domain_action_assign_lead_to_business(crm: Crm, engine: Engine, audited_sessions) -> None:

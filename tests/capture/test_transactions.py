@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import decimal
+
 import pytest
 from sqlalchemy import Engine, delete, event, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -10,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import auditkeeper
 from auditkeeper.demo.crm import AuditLogActions as A
 from auditkeeper.demo.crm import Crm
-from tests._support import entries
+from tests._support import POSTGRES_ONLY, entries
 
 
 def count(crm: Crm, engine: Engine, model) -> int:
@@ -72,6 +74,9 @@ def test_failure_of_the_business_write_keeps_no_log(crm: Crm, engine: Engine, au
 
 def test_failure_of_the_audit_write_keeps_no_change(crm: Crm, engine: Engine, audited_sessions):
     """Fail closed: if the audit insert fails, the business change is not committed."""
+    with auditkeeper.acting_as_system(reason="set-up"), audited_sessions() as session:
+        session.add(crm.Business(name="Acme"))
+        session.commit()
 
     def break_audit_insert(conn, cursor, statement, parameters, context, executemany):
         if statement.startswith("INSERT INTO audit_log "):
@@ -80,12 +85,34 @@ def test_failure_of_the_audit_write_keeps_no_change(crm: Crm, engine: Engine, au
     event.listen(engine, "before_cursor_execute", break_audit_insert)
     try:
         with audited_sessions() as session:
-            session.add(crm.Business(name="Acme"))
+            session.scalars(select(crm.Business)).one().name = "Acme 2"
+            # Not at the column's scale: the flush logs this creation itself.
+            session.add(crm.Business(name="Beta", annual_revenue=decimal.Decimal("1.5")))
             with pytest.raises(RuntimeError, match="disk full"):
                 session.commit()
             session.rollback()
     finally:
         event.remove(engine, "before_cursor_execute", break_audit_insert)
+    with Session(engine) as session:
+        assert session.scalars(select(crm.Business.name)).all() == ["Acme"]
+    assert [r.reason for r in entries(crm, engine)] == ["set-up"]
+
+
+@POSTGRES_ONLY
+def test_failure_of_the_statement_triggers_audit_write_keeps_no_change(
+    crm: Crm, engine: Engine, audited_sessions
+):
+    """Fail closed, where the statement trigger logs the flush's new rows: its audit
+    INSERT fails inside the application's INSERT, and so does the flush."""
+    with engine.begin() as connection:  # every further audit row is refused
+        connection.exec_driver_sql(
+            "ALTER TABLE audit_log ADD CONSTRAINT full_disk CHECK (action < 0) NOT VALID"
+        )
+    with audited_sessions() as session:
+        session.add_all([crm.Business(name="Acme"), crm.Lead(name="lead")])
+        with pytest.raises(Exception, match="full_disk"):
+            session.commit()
+        session.rollback()
     assert count(crm, engine, crm.Business) == 0
     assert entries(crm, engine) == []
 

@@ -36,6 +36,7 @@ from ..model.ddl import transaction_id_function
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import write_rows
+from . import inserts
 from .bulk import capture_bulk_statement
 from .context import actor_columns, current_actor
 from .document import build_row
@@ -146,6 +147,7 @@ class Recorder:
                     )
         session.info[_STASH] = stash
         session.info[_LINKS] = self._collect_links(session)
+        inserts.choose(self, session)
 
     def _collect_links(self, session: Session) -> dict[InstanceState[Any], _Links]:
         """Many-to-many changes, read before the flush: both sides of a link are dirty
@@ -182,6 +184,7 @@ class Recorder:
             if not list_only
         }
         flushed.update({state: False for state in links if state not in flushed})
+        logged_by_trigger = inserts.announced()  # tables whose new rows are logged
         for state, is_delete in flushed.items():
             plan = self.plan_for(state.mapper)
             if plan is None:
@@ -192,6 +195,8 @@ class Recorder:
                 verb = "create"
             else:
                 verb = "update"
+            if verb == "create" and state.mapper.local_table in logged_by_trigger:
+                continue
             if getattr(plan, verb) is None and not (verb == "update" and plan.on_change):
                 continue
             changes.append((plan, state, verb))
@@ -218,9 +223,11 @@ class Recorder:
 
     def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
         flushing.set(False)
+        inserts.forget()
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
+        inserts.forget()
         marked_connections()
 
     def after_begin(self, session: Session, transaction: Any, connection: Connection) -> None:
@@ -243,7 +250,7 @@ class Recorder:
         if not by_connection:
             return
         actor = current_actor()
-        created_at = dt.datetime.now(dt.UTC)
+        created_at = inserts.stamp() or dt.datetime.now(dt.UTC)
         for connection, rows in by_connection.items():
             cascaded = _not_covered(take_pending(connection, self.tables.log.name), rows)
             if not rows and not cascaded:

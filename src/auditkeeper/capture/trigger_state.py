@@ -26,8 +26,16 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..model import values
 from ..store.writer import OWN_STATEMENT
+from . import inserts
 from .context import actor_columns, current_actor
-from .triggers.common import ACTOR_SETTING, CAPTURE_SUFFIX, FLUSHED, FLUSHED_SUFFIX
+from .triggers.common import (
+    ACTOR_SETTING,
+    CAPTURE_SUFFIX,
+    FLUSH_INSERT,
+    FLUSHED,
+    FLUSHED_AT,
+    FLUSHED_SUFFIX,
+)
 from .triggers.sqlite import MARK_SEQ, PENDING, STATE
 
 __all__ = [
@@ -52,6 +60,17 @@ _MARKED = "auditkeeper.flush_marked"
 _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
+_INSERTS_READY = "auditkeeper.statement_inserts_ready"
+_READY = (
+    "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
+    "WHERE t.tgrelid = to_regclass(%s) AND t.tgname = %s AND t.tgenabled <> 'D' "
+    "AND strpos(p.prosrc, %s) > 0) AND NOT EXISTS (SELECT 1 FROM pg_trigger b "
+    "WHERE b.tgrelid = to_regclass(%s) AND NOT b.tgisinternal AND b.tgtype & 7 = 7)"
+)
+"""The statement trigger that logs a flush's INSERTs is there, enabled and of this
+version (it knows ``FLUSH_INSERT``), and no ``BEFORE INSERT`` row trigger may store
+something else than the flush assigned (tgtype: row 1, before 2, insert 4): then the
+flush logs its own rows, and the database's version is logged too (docs/raw-sql.md)."""
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
 _SQLITE_MARK = (
@@ -156,15 +175,60 @@ def _mark_flushed(
 ) -> tuple[str, Any]:
     """PostgreSQL: start the text of a change the session logs itself (a flush's, a
     Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
-    rows against those already written; any other change they log without looking."""
+    rows against those already written; any other change they log without looking. A
+    flush's INSERT that the table's statement trigger may log (capture/inserts.py)
+    starts with the table's announcement and the flush's time instead."""
     if (
         flushing.get()
         and context is not None
         and (context.isinsert or context.isupdate or context.isdelete)
         and not context.execution_options.get(OWN_STATEMENT)
     ):
+        table: Any = getattr(getattr(context.compiled, "statement", None), "table", None)
+        trigger = inserts.chosen(table) if context.isinsert else None
+        if trigger is not None and _statement_trigger_ready(connection, cursor, table, trigger):
+            inserts.note_announced(table)
+            return f"{inserts.prefix(table, connection)} {statement}", parameters
         return f"{FLUSHED} {statement}", parameters
     return statement, parameters
+
+
+def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, trigger: str) -> bool:
+    """Whether ``table``'s statement trigger is there, enabled and of this version,
+    asked once per transaction; and, before the INSERT it is to log, that the triggers
+    know the flush's time and who acts: one round trip, when any of it is news."""
+    transaction = connection.get_transaction()
+    if transaction is None:
+        return False
+    known = connection.info.get(_INSERTS_READY)
+    if known is None or known[0]() is not transaction:
+        known = (weakref.ref(transaction), {}, [None])
+        connection.info[_INSERTS_READY] = known
+    ready: dict[Any, bool] = known[1]
+    stamp_sent: list[Any] = known[2]
+    stamp = inserts.stamp()
+    actor = current_actor()
+    setting = actor_setting_to_send(connection, actor)
+    asked, parameters = [], []
+    if table not in ready:
+        name = connection.dialect.identifier_preparer.format_table(table)
+        asked.append(_READY)
+        parameters += [name, trigger, FLUSH_INSERT, name]
+    if stamp is not None and stamp is not stamp_sent[0]:
+        asked.append(f"set_config('{FLUSHED_AT}', %s, true)")
+        parameters.append(stamp.isoformat())
+    if setting is not None:
+        asked.append(f"set_config('{ACTOR_SETTING}', %s, true)")
+        parameters.append(setting)
+    if asked:
+        cursor.execute(f"SELECT {', '.join(asked)}", parameters)
+        answer = cursor.fetchone()
+        if table not in ready:
+            ready[table] = bool(answer[0])
+        stamp_sent[0] = stamp
+        if setting is not None:
+            note_actor_set(connection, actor)
+    return ready[table]
 
 
 def _before_execute(

@@ -11,7 +11,12 @@ is logged as stored.
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
 import enum
+import math
+import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
@@ -41,6 +46,7 @@ __all__ = [
     "differs_expression",
     "exact_twin",
     "json_expression",
+    "reads_alike",
     "same_value_expression",
     "sql_literal",
     "sqlite_json_text",
@@ -95,6 +101,128 @@ def exact_twin(column: Column[Any]) -> bool:
     if isinstance(type_, TypeDecorator | Enum | CHAR | NCHAR):
         return False
     return isinstance(type_, Integer | Boolean | Uuid | Date | String)
+
+
+def reads_alike(column: Column[Any]) -> Callable[[Any, dt.tzinfo | None], bool] | None:
+    """A test that a value the application gives ``column`` reads in JSON, by the Python
+    rules, as ``json_expression`` reads it once stored, in a session of the given time
+    zone: for text, integers, booleans, UUIDs, dates, datetimes (an aware one in the
+    session's offset), decimals at the column's scale and plain JSON. None for a type
+    where the value alone cannot tell (a ``TypeDecorator``, an enum, fixed-length text,
+    floats, times, intervals, bytes). None (SQL NULL) always reads alike."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator | Enum | CHAR | NCHAR):
+        return None
+    test: Callable[[Any, dt.tzinfo | None], bool] | None = None
+    if isinstance(type_, Boolean):
+        test = _is_bool
+    elif isinstance(type_, Integer):
+        test = _is_int64
+    elif isinstance(type_, Uuid):
+        test = _is_uuid if type_.as_uuid else _is_uuid_text
+    elif isinstance(type_, String):
+        test = _is_text
+    elif isinstance(type_, DateTime):
+        test = _is_in_session_zone if type_.timezone else _is_naive
+    elif isinstance(type_, Date):
+        test = _is_date
+    elif isinstance(type_, Numeric) and not isinstance(type_, Float) and type_.asdecimal:
+        test = _decimal_test(type_.scale)
+    elif isinstance(type_, JSON):
+        test = _is_plain_json
+    return test
+
+
+def _is_bool(value: Any, zone: dt.tzinfo | None) -> bool:
+    return value is None or type(value) is bool
+
+
+def _is_int64(value: Any, zone: dt.tzinfo | None) -> bool:
+    return value is None or (type(value) is int and -(2**63) <= value < 2**63)
+
+
+def _is_uuid(value: Any, zone: dt.tzinfo | None) -> bool:
+    return value is None or type(value) is uuid.UUID
+
+
+def _is_uuid_text(value: Any, zone: dt.tzinfo | None) -> bool:
+    """The database writes a UUID lower-case and dashed."""
+    if value is None:
+        return True
+    try:
+        return type(value) is str and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
+def _is_text(value: Any, zone: dt.tzinfo | None) -> bool:
+    return value is None or type(value) is str
+
+
+def _is_date(value: Any, zone: dt.tzinfo | None) -> bool:
+    return value is None or type(value) is dt.date
+
+
+def _is_naive(value: Any, zone: dt.tzinfo | None) -> bool:
+    return value is None or (type(value) is dt.datetime and value.tzinfo is None)
+
+
+def _is_in_session_zone(value: Any, zone: dt.tzinfo | None) -> bool:
+    """The database writes a timestamp in its session's zone, with a whole-minute
+    offset; Python writes the value's own."""
+    if value is None:
+        return True
+    if type(value) is not dt.datetime or zone is None:
+        return False
+    offset = value.utcoffset()
+    if offset is None or offset % dt.timedelta(minutes=1):
+        return False
+    try:
+        return value.astimezone(zone).utcoffset() == offset
+    except (OverflowError, ValueError):
+        return False
+
+
+def _decimal_test(scale: int | None) -> Callable[[Any, dt.tzinfo | None], bool]:
+    """A decimal reads as its every place (``format(value, "f")``); the database's
+    numeric text has the column's scale, or the value's own when the column has none,
+    and no negative zero."""
+
+    def test(value: Any, zone: dt.tzinfo | None) -> bool:
+        if value is None:
+            return True
+        if type(value) is not decimal.Decimal or not value.is_finite():
+            return False
+        if value.is_zero() and value.is_signed():
+            return False
+        exponent = value.as_tuple().exponent
+        assert isinstance(exponent, int)  # finite
+        return exponent <= 0 if scale is None else exponent == -scale
+
+    return test
+
+
+def _is_plain_json(value: Any, zone: dt.tzinfo | None) -> bool:
+    return _plain(value, 0)
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """JSON that both sides write alike: no float Python writes in positional form, no
+    integer a float could not hold, no key that is not text."""
+    kind = type(value)
+    if value is None or kind is str or kind is bool:
+        return True
+    if kind is int:
+        return bool(abs(value) < 2**53)
+    if kind is float:
+        return bool(math.isfinite(value) and abs(value) < 1e15)
+    if depth > 64:
+        return False
+    if kind is list:
+        return all(_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(type(k) is str and _plain(v, depth + 1) for k, v in value.items())
+    return False
 
 
 def same_value_expression(document_value: str, ref: str, column: Column[Any]) -> str | None:

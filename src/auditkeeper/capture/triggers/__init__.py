@@ -78,6 +78,7 @@ __all__ = [
     "existing_tables",
     "flushed_trigger_name",
     "install_capture",
+    "single_table",
     "is_current_transaction_index",
     "statement_functions",
     "statement_trigger_names",
@@ -128,7 +129,7 @@ def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> C
     for mapper in recorder.owned_mappers():
         plan = recorder.plan_for(mapper)
         table = mapper.local_table
-        if plan is None or not isinstance(table, Table) or not _single_table(mapper, plan):
+        if plan is None or not isinstance(table, Table) or not single_table(mapper, plan):
             continue
         if present is not None and table.fullname not in present:
             continue
@@ -293,7 +294,9 @@ def _function_name(table: Table, suffix: str, dialect: Dialect) -> str:
     return f"{schema}{preparer.quote(f'{table.name}_{suffix}')}"
 
 
-def _single_table(mapper: Mapper[Any], plan: ClassPlan) -> bool:
+def single_table(mapper: Mapper[Any], plan: ClassPlan) -> bool:
+    """Whether ``mapper``'s class lives in one table of its own (no inheritance), so that
+    the table's triggers can log it."""
     table = mapper.local_table
     return (
         mapper.inherits is None

@@ -15,6 +15,8 @@ __all__ = [
     "CAPTURE_SUFFIX",
     "CAPTURED_BY",
     "FLUSHED",
+    "FLUSHED_AT",
+    "FLUSH_INSERT",
     "FLUSHED_SUFFIX",
     "MARK",
     "STATEMENT_MARK",
@@ -31,6 +33,16 @@ FLUSHED = "/* auditkeeper:flushed */"
 """PostgreSQL: the comment that starts the text of every statement whose changes the
 session logs itself (a flush's, a Python-logged bulk statement's): only their changes
 are checked at commit against the rows already written; any other change is logged."""
+
+FLUSH_INSERT = "/* auditkeeper:flush-insert */"
+"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT that the
+statement trigger logs as the flush's own rows: at the flush's time (``FLUSHED_AT``),
+with the actor's context unmarked (capture/inserts.py)."""
+
+FLUSHED_AT = "auditkeeper.flushed_at"
+"""PostgreSQL: the transaction-local setting that holds the running flush's time, for
+the rows the statement trigger logs as the flush's own. In a setting rather than the
+statement's text, which stays the same from flush to flush (prepared once)."""
 
 CAPTURE_SUFFIX = "_audit_capture"
 """The end of every capture trigger's name (``<table>_audit_capture``)."""

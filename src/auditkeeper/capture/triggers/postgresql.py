@@ -38,6 +38,8 @@ from ..plan import AuditedColumn, ClassPlan
 from .common import (
     ACTOR_SETTING,
     CAPTURED_BY,
+    FLUSH_INSERT,
+    FLUSHED_AT,
     MARK,
     STATEMENT_MARK,
     LinkSide,
@@ -88,6 +90,7 @@ def write_statement(
     source: str = "",
     where: str = "",
     mark: str = MARK,
+    flushed_at: str | None = None,
 ) -> str:
     """The INSERT of the changes a trigger logs, in the name ``auditkeeper.actor`` gives:
     set by the application's statements and by each flush (a cascade of the flush is
@@ -98,12 +101,22 @@ def write_statement(
     ``written`` are the action, previous, current and difference expressions (by default
     the row function's PL/pgSQL variables); ``source`` the FROM items (each followed by a
     comma) and ``where`` the condition that give them one row per change (a statement
-    trigger's transition tables)."""
+    trigger's transition tables). ``flushed_at``: the expression of a flush's time, for
+    rows logged as the flush's own (that time, the actor's context unmarked)."""
     log = dialect.identifier_preparer.format_table(tables.log)
     user_type = tables.log.c.user_id.type.compile(dialect=dialect)
     key_number, key_text = key
     chosen, previous, current, difference = written
     condition = f"\n     WHERE {where}" if where else ""
+    if flushed_at is None:
+        context = (
+            "coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object'\n"
+            "                                THEN a -> 'context' END, '{}'::jsonb)\n"
+            f"                      || {sql_literal(mark)}::jsonb"
+        )
+    else:
+        context = "CASE WHEN jsonb_typeof(a -> 'context') = 'object' THEN a -> 'context' END"
+    created_at = flushed_at or "clock_timestamp()"
     # The actor's columns, the transaction and the time once per statement, not per row
     # (``OFFSET 0``: not pulled up into the row list); qualified as ``actor.``, since a
     # transition table may have columns of the same names.
@@ -123,10 +136,8 @@ def write_statement(
                   a ->> 'impersonator_email' AS impersonator_email,
                   a ->> 'tenant_id' AS tenant_id, a ->> 'reason' AS reason,
                   {transaction_id_function(tables, dialect)}() AS transaction_id,
-                  coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object'
-                                THEN a -> 'context' END, '{{}}'::jsonb)
-                      || {sql_literal(mark)}::jsonb AS context,
-                  clock_timestamp() AS created_at
+                  {context} AS context,
+                  {created_at} AS created_at
              FROM (SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true),
                                           ''), '{{}}')::jsonb AS a) AS setting
            OFFSET 0) AS actor{condition}"""
@@ -385,7 +396,7 @@ def statement_function(
     """
     branches = []
     if plan.create is not None:
-        branches.append(("INSERT", _set_one_side(tables, plan, dialect, "INSERT")))
+        branches.append(("INSERT", _set_inserts(tables, table, plan, dialect)))
     if plan.update is not None or plan.on_change:
         branches.append(("UPDATE", _set_update(tables, plan, dialect)))
     if plan.delete is not None:
@@ -438,7 +449,30 @@ def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
     )
 
 
-def _set_one_side(tables: AuditTables, plan: ClassPlan, dialect: Dialect, verb: str) -> str:
+def _set_inserts(tables: AuditTables, table: Table, plan: ClassPlan, dialect: Dialect) -> str:
+    """The log of an INSERT's rows: as the flush's own (at the flush's time, which the
+    flush set in ``FLUSHED_AT``) when the announcement says so (capture/inserts.py),
+    else as a statement's."""
+    flushed = f"{announcement(table, dialect)} {FLUSH_INSERT}"
+    stamp = (
+        f"coalesce(nullif(current_setting({sql_literal(FLUSHED_AT)}, true), '')::timestamptz, "
+        "clock_timestamp())"
+    )
+    return (
+        f"IF {query_starts_with(flushed)} THEN\n            "
+        f"{_set_one_side(tables, plan, dialect, 'INSERT', flushed_at=stamp)};\n        ELSE\n"
+        f"            {_set_one_side(tables, plan, dialect, 'INSERT')};\n        END IF"
+    )
+
+
+def _set_one_side(
+    tables: AuditTables,
+    plan: ClassPlan,
+    dialect: Dialect,
+    verb: str,
+    *,
+    flushed_at: str | None = None,
+) -> str:
     """The INSERT of every row of an INSERT or a DELETE, from its transition table:
     every field set, against null."""
     rows, action = (NEW_ROWS, plan.create) if verb == "INSERT" else (OLD_ROWS, plan.delete)
@@ -456,6 +490,7 @@ def _set_one_side(tables: AuditTables, plan: ClassPlan, dialect: Dialect, verb: 
         written=(str(action), previous, current, difference),
         source=source,
         mark=STATEMENT_MARK,
+        flushed_at=flushed_at,
     )
 
 
