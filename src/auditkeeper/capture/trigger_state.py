@@ -205,6 +205,8 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
         known = (weakref.ref(transaction), {}, [None])
         connection.info[_INSERTS_READY] = known
     ready: dict[Any, bool] = known[1]
+    if ready.get(table) is False:
+        return False  # the flush logs the rows: nothing to tell the triggers first
     stamp_sent: list[Any] = known[2]
     stamp = inserts.stamp()
     actor = current_actor()
