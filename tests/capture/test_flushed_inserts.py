@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import JSON, BigInteger, DateTime, Engine, Numeric, event, select, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
@@ -280,3 +282,58 @@ def test_a_rolled_back_savepoint_takes_the_triggers_rows_with_it(engine: Engine,
         s.commit()
     assert set_based(sent)
     assert [r.number_identifier for r in rows(engine)] == [1, 3]
+
+
+TEXT = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"))
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.floats(-1e14, 1e14, allow_nan=False)
+    | TEXT,
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet="abcxyz", max_size=4), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        "label": TEXT,
+        "count": st.integers(-(2**63), 2**63 - 1),
+        "flag": st.booleans(),
+        "key": st.uuids(),
+        "day": st.dates(),
+        "moment": st.datetimes(timezones=st.just(UTC)),
+        "naive": st.datetimes(),
+        "amount": st.decimals(-(10**9), 10**9, places=2),
+        "free": st.decimals(-(10**9), 10**9, places=4, allow_nan=False, allow_infinity=False),
+        "doc": JSON_VALUES,
+        "password": TEXT,
+    },
+)
+
+
+@POSTGRES_ONLY
+@settings(
+    max_examples=40,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(values=VALUES)
+def test_any_values_are_logged_as_the_flush_would_log_them(
+    engine: Engine, sessions, values: dict[str, Any]
+):
+    """Whichever writes the row, it is the one the flush would write: for values that
+    read alike, the statement trigger's; for any other, the flush's own."""
+    with sessions() as s:
+        number = (s.scalar(select(Sample.id).order_by(Sample.id.desc()).limit(1)) or 0) + 1
+        s.add(Sample(id=number, **values))
+        s.commit()
+    with Session(engine) as s:
+        row = s.scalars(select(keeper.Entry).where(keeper.Entry.number_identifier == number)).one()
+    plan = keeper._recorder.plan_for(Sample.__mapper__)
+    assert plan is not None
+    expected = build_row(plan, "create", {}, {"status": "new", **values, "id": number}, (number,))
+    assert expected is not None and row.changed_objects == expected["changed_objects"]
