@@ -23,6 +23,7 @@ from auditkeeper.capture.document import build_row
 from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.capture.triggers import announcement
 from auditkeeper.capture.triggers.common import FLUSH_INSERT
+from auditkeeper.model.sql_values import reads_alike
 from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
 
 
@@ -327,10 +328,27 @@ def test_any_values_are_logged_as_the_flush_would_log_them(
 ):
     """Whichever writes the row, it is the one the flush would write: for values that
     read alike, the statement trigger's; for any other, the flush's own."""
-    with sessions() as s:
-        number = (s.scalar(select(Sample.id).order_by(Sample.id.desc()).limit(1)) or 0) + 1
-        s.add(Sample(id=number, **values))
-        s.commit()
+    writes: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        if statement.startswith("INSERT INTO audit_log"):
+            writes.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        with sessions() as s:
+            number = (s.scalar(select(Sample.id).order_by(Sample.id.desc()).limit(1)) or 0) + 1
+            zone = s.connection().connection.driver_connection.info.timezone
+            s.add(Sample(id=number, **values))
+            s.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    alike = all(
+        reads_alike(column)(values[column.key], zone)  # type: ignore[misc]
+        for column in Sample.__table__.columns
+        if column.key in values
+    )
+    assert len(writes) == (0 if alike else 1)  # the trigger wrote it, or the flush
     with Session(engine) as s:
         row = s.scalars(select(keeper.Entry).where(keeper.Entry.number_identifier == number)).one()
     plan = keeper._recorder.plan_for(Sample.__mapper__)

@@ -77,8 +77,8 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
             return _invoke_announced(state, connection, announcement(table, connection.dialect))
         if logged:
             return None  # the row trigger logs each row at commit
-    elif _left_to_sqlite_triggers(connection, mapper):
-        return None
+    elif _left_to_trigger(connection, mapper.local_table)[0]:
+        return None  # SQLite's row triggers log each row as it changes, in SQL
     where = _criteria(state, plan)
     before = _read(connection, plan, where, lock=True)
     result = _invoke(state)
@@ -112,17 +112,6 @@ def _left_to_trigger(
     if setting is not None:
         note_actor_set(connection, current_actor())
     return found
-
-
-def _left_to_sqlite_triggers(connection: Connection, mapper: Mapper[Any]) -> bool:
-    """SQLite: whether ``mapper``'s table has capture triggers, which log each row as
-    the statement changes it, in SQL, in the name the session writes to the capture
-    state before the statement runs (trigger_state): nothing is read into Python,
-    whatever the number of rows."""
-    return (
-        connection.dialect.name == "sqlite"
-        and capture_triggers_enabled(connection, mapper.local_table)[0]
-    )
 
 
 def _invoke_announced(
@@ -175,8 +164,8 @@ def _capture_insert(
             f"{mapper.local_table.description} does not have; use session.merge() or "
             "separate inserts and updates"
         )
-    if _left_to_sqlite_triggers(connection, mapper):
-        return None
+    if connection.dialect.name == "sqlite" and _left_to_trigger(connection, mapper.local_table)[0]:
+        return None  # the row triggers log each new row
     asked = len(statement.returning_column_descriptions)
     pk = [c.column for c in plan.primary_key]
     table = mapper.local_table

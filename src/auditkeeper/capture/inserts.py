@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from contextvars import ContextVar
-from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
@@ -43,8 +42,8 @@ __all__ = ["announced", "choose", "chosen", "forget", "note_announced", "prefix"
 
 _Test = Callable[[Any, dt.tzinfo | None], bool]
 
-_NONE: Mapping[Table, str] = MappingProxyType({})
-_chosen: ContextVar[Mapping[Table, str]] = ContextVar("auditkeeper_chosen", default=_NONE)
+_chosen: ContextVar[tuple[Table, str] | None] = ContextVar("auditkeeper_chosen", default=None)
+"""The table a flush leaves its new rows to the statement trigger of, and that trigger."""
 _announced: ContextVar[frozenset[Table]] = ContextVar("auditkeeper_announced", default=frozenset())
 _stamp: ContextVar[dt.datetime | None] = ContextVar("auditkeeper_flush_stamp", default=None)
 
@@ -56,7 +55,7 @@ def choose(recorder: Recorder, session: Session) -> None:
     alike. Not when an actor is required and missing: the flush refuses that."""
     _stamp.set(dt.datetime.now(dt.UTC))
     _announced.set(frozenset())
-    _chosen.set(_NONE)
+    _chosen.set(None)
     if current_actor() is None and recorder.require_actor:
         return
     created = [
@@ -84,13 +83,14 @@ def choose(recorder: Recorder, session: Session) -> None:
     recorder.verify_catalogue(connection)  # as before the flush's own rows
     table = mapper.local_table
     assert isinstance(table, Table)  # _tests
-    _chosen.set(MappingProxyType({table: statement_trigger_names(table, plan)["INSERT"]}))
+    _chosen.set((table, statement_trigger_names(table, plan)["INSERT"]))
 
 
 def chosen(table: Any) -> str | None:
     """The name of the statement trigger that may log this flush's INSERTs into
     ``table``, or None when the flush logs them."""
-    return _chosen.get().get(table)
+    chosen = _chosen.get()
+    return chosen[1] if chosen is not None and chosen[0] is table else None
 
 
 def prefix(table: Table, connection: Connection) -> str:
@@ -115,7 +115,7 @@ def stamp() -> dt.datetime | None:
 
 def forget() -> None:
     """After a flush (or its failure)."""
-    _chosen.set(_NONE)
+    _chosen.set(None)
     _announced.set(frozenset())
     _stamp.set(None)
 

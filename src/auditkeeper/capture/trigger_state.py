@@ -16,9 +16,11 @@ its triggers run at commit and see the flush's rows.
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 import weakref
 from contextvars import ContextVar
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
@@ -177,7 +179,7 @@ def _mark_flushed(
     Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
     rows against those already written; any other change they log without looking. A
     flush's INSERT that the table's statement trigger may log (capture/inserts.py)
-    starts with the table's announcement and the flush's time instead."""
+    starts with the table's announcement and ``FLUSH_INSERT`` instead."""
     if (
         flushing.get()
         and context is not None
@@ -193,6 +195,16 @@ def _mark_flushed(
     return statement, parameters
 
 
+@dataclass
+class _InsertsTold:
+    """What a connection's transaction has told about the statement triggers that log
+    a flush's INSERTs: whether each table's is ready, and the flush time last set."""
+
+    transaction: weakref.ref[Any]
+    ready: dict[Any, bool] = field(default_factory=dict)
+    stamp: dt.datetime | None = None
+
+
 def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, trigger: str) -> bool:
     """Whether ``table``'s statement trigger is there, enabled and of this version,
     asked once per transaction; and, before the INSERT it is to log, that the triggers
@@ -200,14 +212,13 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
     transaction = connection.get_transaction()
     if transaction is None:
         return False
-    known = connection.info.get(_INSERTS_READY)
-    if known is None or known[0]() is not transaction:
-        known = (weakref.ref(transaction), {}, [None])
+    known: _InsertsTold | None = connection.info.get(_INSERTS_READY)
+    if known is None or known.transaction() is not transaction:
+        known = _InsertsTold(weakref.ref(transaction))
         connection.info[_INSERTS_READY] = known
-    ready: dict[Any, bool] = known[1]
+    ready = known.ready
     if ready.get(table) is False:
         return False  # the flush logs the rows: nothing to tell the triggers first
-    stamp_sent: list[Any] = known[2]
     stamp = inserts.stamp()
     actor = current_actor()
     setting = actor_setting_to_send(connection, actor)
@@ -216,7 +227,7 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
         name = connection.dialect.identifier_preparer.format_table(table)
         asked.append(_READY)
         parameters += [name, trigger, FLUSH_INSERT, name]
-    if stamp is not None and stamp is not stamp_sent[0]:
+    if stamp is not None and stamp is not known.stamp:
         asked.append(f"set_config('{FLUSHED_AT}', %s, true)")
         parameters.append(stamp.isoformat())
     if setting is not None:
@@ -227,7 +238,7 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
         answer = cursor.fetchone()
         if table not in ready:
             ready[table] = bool(answer[0])
-        stamp_sent[0] = stamp
+        known.stamp = stamp
         if setting is not None:
             note_actor_set(connection, actor)
     return ready[table]
