@@ -167,10 +167,9 @@ def test_a_replaced_capture_function_is_stale(crm: Crm, engine: Engine) -> None:
         "LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
     )
     problems = crm.keeper.check(engine)
-    assert [p.kind for p in problems] == ["stale-trigger"] * 3  # the three row triggers call it
+    assert [p.kind for p in problems] == ["stale-trigger"] * 2  # both row triggers call it
     assert "leads_audit_capture on leads" in problems[0].message
     assert "leads_audit_flushed on leads" in problems[1].message
-    assert "leads_audit_flush_rows on leads" in problems[2].message
     crm.keeper.create_all(engine)
     assert crm.keeper.check(engine) == []
 
@@ -232,17 +231,3 @@ def test_sqlite_capture_triggers_missing_or_stale_are_reported(crm: Crm, engine:
     assert kinds(crm, engine) == ["stale-trigger"]
     crm.keeper.create_all(engine)
     assert crm.keeper.check(engine) == []
-
-
-@POSTGRES_ONLY
-def test_a_missing_or_disabled_flush_rows_trigger_is_reported(crm: Crm, engine: Engine):
-    run(engine, "DROP TRIGGER leads_audit_flush_rows ON leads")
-    reported_then_repaired(
-        crm,
-        engine,
-        "missing-trigger",
-        "leads_audit_flush_rows on leads",
-        "update or deletion of one record is logged more slowly",
-    )
-    run(engine, "ALTER TABLE leads DISABLE TRIGGER leads_audit_flush_rows")
-    assert kinds(crm, engine) == ["disabled-trigger"]

@@ -9,14 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy.orm import InstanceState
-from sqlalchemy.orm.base import NO_VALUE
-
 from ..model import values
 from .declaration import REDACTED
 from .plan import ClassPlan
 
-__all__ = ["build_row", "identify", "values_of"]
+__all__ = ["build_row", "identify"]
 
 
 def build_row(
@@ -119,28 +116,3 @@ def identify(plan: ClassPlan, key: Sequence[Any]) -> tuple[int | None, str | Non
     if len(encoded) == 1:
         return None, values.dumps(encoded[0])
     return None, values.dumps(encoded)
-
-
-def values_of(
-    plan: ClassPlan,
-    state: InstanceState[Any],
-    stashed: Mapping[str, Any],
-    loaded: Mapping[str, Any] | None = None,
-) -> tuple[dict[str, Any], dict[str, Any]]:
-    """``(old, new)`` raw values of ``state``'s audited columns: as loaded or assigned,
-    as they were before the flush (``committed_state``), and, for those the session had
-    not loaded, as ``before_flush`` (``stashed``) or the database after the flush
-    (``loaded``) read them."""
-    current_values = state.dict
-    committed = state.committed_state
-    old: dict[str, Any] = {}
-    new: dict[str, Any] = {}
-    for column in plan.columns:
-        key = column.key
-        value = current_values.get(key, NO_VALUE)
-        if value is NO_VALUE:
-            value = (loaded or {}).get(key, stashed.get(key))
-        new[key] = value
-        before = committed.get(key, NO_VALUE)
-        old[key] = stashed.get(key, value) if before is NO_VALUE else before
-    return old, new

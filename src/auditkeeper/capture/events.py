@@ -46,7 +46,6 @@ __all__ = [
     "add_history_event",
     "add_property_change_comment",
     "add_property_change_description",
-    "has_annotations",
 ]
 
 _ANNOTATIONS = "auditkeeper.annotations"
@@ -101,11 +100,6 @@ def add_property_change_comment(entity: object, description: str, property: Prop
     state, key = _audited_property(entity, property, "add_property_change_comment")
     _annotations(state).entries.append(("comments", key, _text(description, "comment")))
     flag_dirty(entity)
-
-
-def has_annotations(state: InstanceState[Any]) -> bool:
-    """Whether events or texts wait for ``state``'s next flush."""
-    return _ANNOTATIONS in state.info
 
 
 def add_annotation_rows(

@@ -29,8 +29,6 @@ from .triggers import (
     capture_targets,
     capture_trigger_names,
     existing_tables,
-    flush_rows_prefix,
-    flush_rows_trigger_name,
     flushed_trigger_name,
     is_current_transaction_index,
     statement_functions,
@@ -130,7 +128,6 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
     recorder = keeper._recorder
     targets = capture_targets(recorder, present=existing_tables(recorder, connection))
     dialect = connection.dialect
-    statement_tables = statement_functions(keeper.tables, targets, dialect)
     expected = []
     for table, (_, definition) in capture_functions(keeper.tables, targets, dialect).items():
         expected += [
@@ -147,15 +144,7 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                 "the database's cascades of a flush go unlogged",
             ),
         ]
-        if table in statement_tables:
-            expected.append(
-                (
-                    table,
-                    flush_rows_trigger_name(table),
-                    definition,
-                    "a flush's update or deletion of one record is logged more slowly",
-                )
-            )
+    statement_tables = statement_functions(keeper.tables, targets, dialect)
     for table, (_, definition) in statement_tables.items():
         expected += [
             (table, name, definition, f"bulk {verb}s are logged row by row, more slowly")
@@ -198,7 +187,6 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
             capture_trigger_names(table)[0]: [FLUSHED]
             + ([announcement_token(table, dialect)] if table in statement_tables else []),
             flushed_trigger_name(table): [FLUSHED],
-            flush_rows_trigger_name(table): [flush_rows_prefix(table, dialect)],
         }.get(trigger, [])
         when_is_current = all(mark in trigger_definition for mark in marks)
         if _squash(source) != _squash(definition.split("$auditkeeper$")[1]) or not (

@@ -36,10 +36,10 @@ from ..model.ddl import transaction_id_function
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import write_rows
-from . import set_based
+from . import inserts
 from .bulk import capture_bulk_statement
 from .context import actor_columns, current_actor
-from .document import build_row, values_of
+from .document import build_row
 from .events import add_annotation_rows
 from .plan import ClassPlan, build_plan
 from .trigger_state import (
@@ -60,6 +60,7 @@ KEEPERS_INFO_KEY = "auditkeeper.keepers"
 
 _STASH = "auditkeeper.stash"
 _LINKS = "auditkeeper.links"
+_MISSING: Any = NO_VALUE
 
 _Values = dict[str, Any]
 _Links = dict[str, tuple[list[Any], list[Any]]]
@@ -146,7 +147,7 @@ class Recorder:
                     )
         session.info[_STASH] = stash
         session.info[_LINKS] = self._collect_links(session)
-        set_based.choose(self, session, stash)
+        inserts.choose(self, session)
 
     def _collect_links(self, session: Session) -> dict[InstanceState[Any], _Links]:
         """Many-to-many changes, read before the flush: both sides of a link are dirty
@@ -183,6 +184,7 @@ class Recorder:
             if not list_only
         }
         flushed.update({state: False for state in links if state not in flushed})
+        logged_by_trigger = inserts.announced()  # tables whose new rows are logged
         for state, is_delete in flushed.items():
             plan = self.plan_for(state.mapper)
             if plan is None:
@@ -193,8 +195,8 @@ class Recorder:
                 verb = "create"
             else:
                 verb = "update"
-            if set_based.announced(state.mapper.local_table, verb):
-                continue  # the statement trigger logged it
+            if verb == "create" and state.mapper.local_table in logged_by_trigger:
+                continue
             if getattr(plan, verb) is None and not (verb == "update" and plan.on_change):
                 continue
             changes.append((plan, state, verb))
@@ -221,11 +223,11 @@ class Recorder:
 
     def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
         flushing.set(False)
-        set_based.forget()
+        inserts.forget()
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
-        set_based.forget()
+        inserts.forget()
         marked_connections()
 
     def after_begin(self, session: Session, transaction: Any, connection: Connection) -> None:
@@ -248,7 +250,7 @@ class Recorder:
         if not by_connection:
             return
         actor = current_actor()
-        created_at = set_based.stamp() or dt.datetime.now(dt.UTC)
+        created_at = inserts.stamp() or dt.datetime.now(dt.UTC)
         for connection, rows in by_connection.items():
             cascaded = _not_covered(take_pending(connection, self.tables.log.name), rows)
             if not rows and not cascaded:
@@ -516,7 +518,22 @@ def _row(
     links: _LinkKeys,
 ) -> dict[str, Any] | None:
     """The audit row of one instance's change, or None when nothing audited changed."""
-    old, new = values_of(plan, state, stashed, loaded)
+    current_values = state.dict
+    committed = state.committed_state
+    old: _Values = {}
+    new: _Values = {}
+    for column in plan.columns:
+        key = column.key
+        value = current_values.get(key, _MISSING)
+        if value is _MISSING:
+            value = loaded.get(key, stashed.get(key))
+        new[key] = value
+        before = committed.get(key, _MISSING)
+        if before is _MISSING:
+            before = stashed.get(key, value)
+        elif before is NO_VALUE:
+            before = stashed.get(key)
+        old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
     return build_row(plan, verb, old, new, key_values, links if verb != "delete" else None)
 

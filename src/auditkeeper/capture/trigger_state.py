@@ -28,11 +28,12 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..model import values
 from ..store.writer import OWN_STATEMENT
-from . import set_based
+from . import inserts
 from .context import actor_columns, current_actor
 from .triggers.common import (
     ACTOR_SETTING,
     CAPTURE_SUFFIX,
+    FLUSH_INSERT,
     FLUSHED,
     FLUSHED_AT,
     FLUSHED_SUFFIX,
@@ -61,20 +62,17 @@ _MARKED = "auditkeeper.flush_marked"
 _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
-_STATEMENT_TRIGGERS_TOLD = "auditkeeper.statement_triggers_told"
+_INSERTS_READY = "auditkeeper.statement_inserts_ready"
 _READY = (
     "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
     "WHERE t.tgrelid = to_regclass(%s) AND t.tgname = %s AND t.tgenabled <> 'D' "
     "AND strpos(p.prosrc, %s) > 0) AND NOT EXISTS (SELECT 1 FROM pg_trigger b "
-    "WHERE b.tgrelid = to_regclass(%s) AND NOT b.tgisinternal AND b.tgtype & 3 = 3 "
-    "AND b.tgtype & %s <> 0)"
+    "WHERE b.tgrelid = to_regclass(%s) AND NOT b.tgisinternal AND b.tgtype & 7 = 7)"
 )
-"""The trigger that logs a flush's statements of one verb is there, enabled and of
-this version (its function's source has the choice's marker), and no ``BEFORE`` row trigger of that
-verb may store something else than the flush assigned (tgtype: row 1, before 2, and
-``_VERB_BITS``): then the flush logs its own rows, and the database's version is logged
-too (docs/raw-sql.md)."""
-_VERB_BITS = {"INSERT": 4, "DELETE": 8, "UPDATE": 16}
+"""The statement trigger that logs a flush's INSERTs is there, enabled and of this
+version (it knows ``FLUSH_INSERT``), and no ``BEFORE INSERT`` row trigger may store
+something else than the flush assigned (tgtype: row 1, before 2, insert 4): then the
+flush logs its own rows, and the database's version is logged too (docs/raw-sql.md)."""
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
 _SQLITE_MARK = (
@@ -180,9 +178,8 @@ def _mark_flushed(
     """PostgreSQL: start the text of a change the session logs itself (a flush's, a
     Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
     rows against those already written; any other change they log without looking. A
-    flush's statement whose rows the table's statement trigger may log
-    (capture/set_based.py) starts with the table's announcement and ``FLUSH_ROWS``
-    instead."""
+    flush's INSERT that the table's statement trigger may log (capture/inserts.py)
+    starts with the table's announcement and ``FLUSH_INSERT`` instead."""
     if (
         flushing.get()
         and context is not None
@@ -190,49 +187,46 @@ def _mark_flushed(
         and not context.execution_options.get(OWN_STATEMENT)
     ):
         table: Any = getattr(getattr(context.compiled, "statement", None), "table", None)
-        verb = "INSERT" if context.isinsert else "UPDATE" if context.isupdate else "DELETE"
-        choice = set_based.chosen(table, verb)
-        if choice is not None and _statement_trigger_ready(connection, cursor, choice):
-            set_based.note_announced(choice)
-            return f"{choice.prefix(connection)} {statement}", parameters
+        trigger = inserts.chosen(table) if context.isinsert else None
+        if trigger is not None and _statement_trigger_ready(connection, cursor, table, trigger):
+            inserts.note_announced(table)
+            return f"{inserts.prefix(table, connection)} {statement}", parameters
         return f"{FLUSHED} {statement}", parameters
     return statement, parameters
 
 
 @dataclass
-class _StatementTriggersTold:
+class _InsertsTold:
     """What a connection's transaction has told about the statement triggers that log
-    a flush's statements: whether each is ready, and the flush time last set."""
+    a flush's INSERTs: whether each table's is ready, and the flush time last set."""
 
     transaction: weakref.ref[Any]
-    ready: dict[tuple[Any, str], bool] = field(default_factory=dict)
+    ready: dict[Any, bool] = field(default_factory=dict)
     stamp: dt.datetime | None = None
 
 
-def _statement_trigger_ready(connection: Connection, cursor: Any, choice: set_based.Choice) -> bool:
-    """Whether the chosen statement trigger is there, enabled and of this version, asked
-    once per transaction; and, before the statement whose rows it is to log, that the
-    triggers know the flush's time and who acts: one round trip, when any of it is
-    news."""
+def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, trigger: str) -> bool:
+    """Whether ``table``'s statement trigger is there, enabled and of this version,
+    asked once per transaction; and, before the INSERT it is to log, that the triggers
+    know the flush's time and who acts: one round trip, when any of it is news."""
     transaction = connection.get_transaction()
     if transaction is None:
         return False
-    known: _StatementTriggersTold | None = connection.info.get(_STATEMENT_TRIGGERS_TOLD)
+    known: _InsertsTold | None = connection.info.get(_INSERTS_READY)
     if known is None or known.transaction() is not transaction:
-        known = _StatementTriggersTold(weakref.ref(transaction))
-        connection.info[_STATEMENT_TRIGGERS_TOLD] = known
+        known = _InsertsTold(weakref.ref(transaction))
+        connection.info[_INSERTS_READY] = known
     ready = known.ready
-    which = (choice.table, choice.verb)
-    if ready.get(which) is False:
+    if ready.get(table) is False:
         return False  # the flush logs the rows: nothing to tell the triggers first
-    stamp = set_based.stamp()
+    stamp = inserts.stamp()
     actor = current_actor()
     setting = actor_setting_to_send(connection, actor)
     asked, parameters = [], []
-    if which not in ready:
-        name = connection.dialect.identifier_preparer.format_table(choice.table)
+    if table not in ready:
+        name = connection.dialect.identifier_preparer.format_table(table)
         asked.append(_READY)
-        parameters += [name, choice.trigger, choice.marker, name, _VERB_BITS[choice.verb]]
+        parameters += [name, trigger, FLUSH_INSERT, name]
     if stamp is not None and stamp is not known.stamp:
         asked.append(f"set_config('{FLUSHED_AT}', %s, true)")
         parameters.append(stamp.isoformat())
@@ -242,12 +236,12 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, choice: set_ba
     if asked:
         cursor.execute(f"SELECT {', '.join(asked)}", parameters)
         answer = cursor.fetchone()
-        if which not in ready:
-            ready[which] = bool(answer[0])
+        if table not in ready:
+            ready[table] = bool(answer[0])
         known.stamp = stamp
         if setting is not None:
             note_actor_set(connection, actor)
-    return ready[which]
+    return ready[table]
 
 
 def _before_execute(

@@ -42,7 +42,6 @@ from .common import (
     CAPTURED_BY,
     FLUSHED,
     LinkSide,
-    flush_rows_trigger_name,
     flushed_trigger_name,
     query_starts_with,
 )
@@ -52,7 +51,6 @@ from .postgresql import (
     announced,
     announcement,
     announcement_token,
-    flush_rows_prefix,
     is_current_transaction_index,
     link_function,
     retired_statements,
@@ -78,8 +76,6 @@ __all__ = [
     "capture_trigger_names",
     "capture_triggers_enabled",
     "existing_tables",
-    "flush_rows_prefix",
-    "flush_rows_trigger_name",
     "flushed_trigger_name",
     "install_capture",
     "single_table",
@@ -259,19 +255,7 @@ def _triggers(table: Table, function: str, dialect: Dialect, *, is_announced: bo
         f"NOT {announced(table, dialect)} AND NOT {flushed}" if is_announced else f"NOT {flushed}"
     )
     row = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
-    flush_rows = preparer.quote(flush_rows_trigger_name(table))
-    chosen = (
-        [
-            f"DROP TRIGGER IF EXISTS {flush_rows} ON {quoted}",
-            f"CREATE TRIGGER {flush_rows} AFTER UPDATE OR DELETE ON {quoted} "
-            f"FOR EACH ROW WHEN ({query_starts_with(flush_rows_prefix(table, dialect))}) "
-            f"EXECUTE FUNCTION {function}()",
-        ]
-        if is_announced
-        else []
-    )
     return [
-        *chosen,
         f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
         f"CREATE CONSTRAINT TRIGGER {row_trigger} AFTER INSERT OR UPDATE OR DELETE "
         f"ON {quoted} {row} WHEN ({when}) EXECUTE FUNCTION {function}()",

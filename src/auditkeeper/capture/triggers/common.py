@@ -16,13 +16,11 @@ __all__ = [
     "CAPTURED_BY",
     "FLUSHED",
     "FLUSHED_AT",
-    "FLUSH_ROWS",
+    "FLUSH_INSERT",
     "FLUSHED_SUFFIX",
-    "FLUSH_ROWS_SUFFIX",
     "MARK",
     "STATEMENT_MARK",
     "LinkSide",
-    "flush_rows_trigger_name",
     "flushed_trigger_name",
     "query_starts_with",
     "quote_column",
@@ -36,10 +34,10 @@ FLUSHED = "/* auditkeeper:flushed */"
 session logs itself (a flush's, a Python-logged bulk statement's): only their changes
 are checked at commit against the rows already written; any other change is logged."""
 
-FLUSH_ROWS = "/* auditkeeper:flush-rows */"
-"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT, UPDATE or
-DELETE whose rows the statement trigger logs as the flush's own: at the flush's time
-(``FLUSHED_AT``), with the actor's context unmarked (capture/set_based.py)."""
+FLUSH_INSERT = "/* auditkeeper:flush-insert */"
+"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT that the
+statement trigger logs as the flush's own rows: at the flush's time (``FLUSHED_AT``),
+with the actor's context unmarked (capture/inserts.py)."""
 
 FLUSHED_AT = "auditkeeper.flushed_at"
 """PostgreSQL: the transaction-local setting that holds the running flush's time, for
@@ -48,9 +46,6 @@ statement's text, which stays the same from flush to flush (prepared once)."""
 
 CAPTURE_SUFFIX = "_audit_capture"
 """The end of every capture trigger's name (``<table>_audit_capture``)."""
-
-FLUSH_ROWS_SUFFIX = "_audit_flush_rows"
-"""The end of the name of the row trigger that logs a flush's chosen statements."""
 
 FLUSHED_SUFFIX = "_audit_flushed"
 """The end of every flushed trigger's name (``flushed_trigger_name``)."""
@@ -91,12 +86,6 @@ def flushed_trigger_name(table: Table) -> str:
     """The PostgreSQL row trigger that takes the changes of statements marked
     ``FLUSHED``, and alone checks them against the rows already written."""
     return f"{table.name}{FLUSHED_SUFFIX}"
-
-
-def flush_rows_trigger_name(table: Table) -> str:
-    """The PostgreSQL row trigger that logs the rows of a flush's statements that start
-    with the table's announcement and ``FLUSH_ROWS``, as the flush's own."""
-    return f"{table.name}{FLUSH_ROWS_SUFFIX}"
 
 
 def query_starts_with(comment: str) -> str:

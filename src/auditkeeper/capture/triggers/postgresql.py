@@ -38,12 +38,11 @@ from ..plan import AuditedColumn, ClassPlan
 from .common import (
     ACTOR_SETTING,
     CAPTURED_BY,
-    FLUSH_ROWS,
+    FLUSH_INSERT,
     FLUSHED_AT,
     MARK,
     STATEMENT_MARK,
     LinkSide,
-    flush_rows_trigger_name,
     flushed_trigger_name,
     query_starts_with,
     quote_column,
@@ -340,11 +339,7 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
         RETURN NULL;  -- a change this class does not audit, or nothing audited changed
     END IF;
 {_redaction_steps(plan)}
-    IF TG_NAME = {sql_literal(flush_rows_trigger_name(table))} THEN
-        {write_statement(tables, entity, key, dialect, flushed_at=_FLUSH_STAMP)};
-    ELSE
-        {write_statement(tables, entity, key, dialect)};
-    END IF;
+    {write_statement(tables, entity, key, dialect)};
     RETURN NULL;
 END
 """
@@ -399,33 +394,21 @@ def statement_function(
     one of the application's triggers runs has its own, and its own statement trigger
     call, under the same announcement (the client's query text).
     """
-    flushed = query_starts_with(flush_rows_prefix(table, dialect))
     branches = []
     if plan.create is not None:
-        # A flush's own INSERT (capture/set_based.py): at the flush's time, unmarked.
-        flush_form = _set_one_side(tables, plan, dialect, "INSERT", flushed_at=_FLUSH_STAMP)
-        statement_form = _set_one_side(tables, plan, dialect, "INSERT")
-        branches.append(
-            (
-                "INSERT",
-                f"IF {flushed} THEN\n            {flush_form};\n        ELSE\n"
-                f"            {statement_form};\n        END IF",
-            )
-        )
+        branches.append(("INSERT", _set_inserts(tables, table, plan, dialect)))
     if plan.update is not None or plan.on_change:
         branches.append(("UPDATE", _set_update(tables, plan, dialect)))
     if plan.delete is not None:
         branches.append(("DELETE", _set_one_side(tables, plan, dialect, "DELETE")))
     logs = "\n    ".join(
-        f"{'ELSIF' if i else 'IF'} TG_OP = '{op}' THEN\n        {write};"
-        for i, (op, write) in enumerate(branches)
+        f"{'ELSIF' if i else 'IF'} TG_OP = '{op}' THEN\n        {insert};"
+        for i, (op, insert) in enumerate(branches)
     )
     body = f"""
 BEGIN
     IF NOT {announced(table, dialect)} THEN
         RETURN NULL;  -- not announced: the row trigger logs each row
-    ELSIF TG_OP <> 'INSERT' AND {flushed} THEN
-        RETURN NULL;  -- a flush's own UPDATE or DELETE: its flush-rows trigger logs it
     END IF;
     {logs}
     END IF;
@@ -433,19 +416,6 @@ BEGIN
 END
 """
     return _trigger_function(name, body, set_based=True)
-
-
-def flush_rows_prefix(table: Table, dialect: Dialect) -> str:
-    """What starts a flush's statement whose rows ``table``'s triggers log as the flush's
-    own (capture/set_based.py): an INSERT's by its statement trigger, set-based; an
-    UPDATE's or a DELETE's by its flush-rows row trigger."""
-    return f"{announcement(table, dialect)} {FLUSH_ROWS}"
-
-
-_FLUSH_STAMP = (
-    f"coalesce(nullif(current_setting({sql_literal(FLUSHED_AT)}, true), '')::timestamptz, "
-    "clock_timestamp())"
-)
 
 
 def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
@@ -476,6 +446,22 @@ def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
         source=source,
         where="a.chosen IS NOT NULL",
         mark=STATEMENT_MARK,
+    )
+
+
+def _set_inserts(tables: AuditTables, table: Table, plan: ClassPlan, dialect: Dialect) -> str:
+    """The log of an INSERT's rows: as the flush's own (at the flush's time, which the
+    flush set in ``FLUSHED_AT``) when the announcement says so (capture/inserts.py),
+    else as a statement's."""
+    flushed = f"{announcement(table, dialect)} {FLUSH_INSERT}"
+    stamp = (
+        f"coalesce(nullif(current_setting({sql_literal(FLUSHED_AT)}, true), '')::timestamptz, "
+        "clock_timestamp())"
+    )
+    return (
+        f"IF {query_starts_with(flushed)} THEN\n            "
+        f"{_set_one_side(tables, plan, dialect, 'INSERT', flushed_at=stamp)};\n        ELSE\n"
+        f"            {_set_one_side(tables, plan, dialect, 'INSERT')};\n        END IF"
     )
 
 
