@@ -80,6 +80,11 @@ _TRUNCATE_GUARD = f"""
 _VARIABLES = ("chosen", "old_doc", "new_doc", "difference")
 
 
+ROW_ACTOR = "auditkeeper_actor"
+"""The row functions' PL/pgSQL variable that holds the actor setting, read once per row
+before its INSERT (``write_statement``)."""
+
+
 def write_statement(
     tables: AuditTables,
     entity: int,
@@ -102,45 +107,74 @@ def write_statement(
     the row function's PL/pgSQL variables); ``source`` the FROM items (each followed by a
     comma) and ``where`` the condition that give them one row per change (a statement
     trigger's transition tables). ``flushed_at``: the expression of a flush's time, for
-    rows logged as the flush's own (that time, the actor's context unmarked)."""
+    rows logged as the flush's own (that time, the actor's context unmarked).
+
+    Without ``source`` (a row function's one row) the setting is read into ``ROW_ACTOR``
+    and the INSERT is of ``VALUES``: a plan with a sub-select cost about 11 µs a row more
+    (bench/README.md, eighth round)."""
     log = dialect.identifier_preparer.format_table(tables.log)
-    user_type = tables.log.c.user_id.type.compile(dialect=dialect)
     key_number, key_text = key
     chosen, previous, current, difference = written
-    condition = f"\n     WHERE {where}" if where else ""
-    if flushed_at is None:
-        context = (
-            "coalesce(CASE WHEN jsonb_typeof(a -> 'context') = 'object'\n"
-            "                                THEN a -> 'context' END, '{}'::jsonb)\n"
-            f"                      || {sql_literal(mark)}::jsonb"
+    columns = f"""INSERT INTO {log} (action, entity_type, number_identifier, entity_key,
+                changed_objects, user_id, user_email, is_impersonated, impersonator_user_id,
+                impersonator_email, tenant_id, reason, transaction_id, context, created_at)"""
+    document = (
+        f"jsonb_build_object('previous', {previous}, 'current', {current},\n"
+        f"                              'difference', {difference})"
+    )
+    setting = (
+        f"coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true), ''), '{{}}')::jsonb"
+    )
+    if not source:
+        actor = ",\n           ".join(
+            _actor_values(tables, dialect, ROW_ACTOR, mark, flushed_at).values()
         )
-    else:
-        context = "CASE WHEN jsonb_typeof(a -> 'context') = 'object' THEN a -> 'context' END"
-    created_at = flushed_at or "clock_timestamp()"
+        return f"""{ROW_ACTOR} := {setting};
+    {columns}
+    VALUES ({chosen}, {entity}, {key_number}, {key_text},
+           {document},
+           {actor})"""
+    named = _actor_values(tables, dialect, "a", mark, flushed_at)
+    selected = ",\n                  ".join(f"{value} AS {name}" for name, value in named.items())
+    condition = f"\n     WHERE {where}" if where else ""
     # The actor's columns, the transaction and the time once per statement, not per row
     # (``OFFSET 0``: not pulled up into the row list); qualified as ``actor.``, since a
     # transition table may have columns of the same names.
-    return f"""INSERT INTO {log} (action, entity_type, number_identifier, entity_key,
-                changed_objects, user_id, user_email, is_impersonated, impersonator_user_id,
-                impersonator_email, tenant_id, reason, transaction_id, context, created_at)
+    return f"""{columns}
     SELECT {chosen}, {entity}, {key_number}, {key_text},
-           jsonb_build_object('previous', {previous}, 'current', {current},
-                              'difference', {difference}),
-           actor.user_id, actor.user_email, actor.is_impersonated, actor.impersonator_user_id,
-           actor.impersonator_email, actor.tenant_id, actor.reason, actor.transaction_id,
-           actor.context, actor.created_at
+           {document},
+           {", ".join(f"actor.{name}" for name in named)}
       FROM {source}(
-           SELECT (a ->> 'user_id')::{user_type} AS user_id, a ->> 'user_email' AS user_email,
-                  coalesce((a ->> 'is_impersonated')::boolean, false) AS is_impersonated,
-                  (a ->> 'impersonator_user_id')::{user_type} AS impersonator_user_id,
-                  a ->> 'impersonator_email' AS impersonator_email,
-                  a ->> 'tenant_id' AS tenant_id, a ->> 'reason' AS reason,
-                  {transaction_id_function(tables, dialect)}() AS transaction_id,
-                  {context} AS context,
-                  {created_at} AS created_at
-             FROM (SELECT coalesce(nullif(current_setting({sql_literal(ACTOR_SETTING)}, true),
-                                          ''), '{{}}')::jsonb AS a) AS setting
+           SELECT {selected}
+             FROM (SELECT {setting} AS a) AS setting
            OFFSET 0) AS actor{condition}"""
+
+
+def _actor_values(
+    tables: AuditTables, dialect: Dialect, setting: str, mark: str, flushed_at: str | None
+) -> dict[str, str]:
+    """The log's actor, transaction and time columns, as expressions of ``setting`` (the
+    actor setting as JSONB)."""
+    user_type = tables.log.c.user_id.type.compile(dialect=dialect)
+    given_context = (
+        f"CASE WHEN jsonb_typeof({setting} -> 'context') = 'object' THEN {setting} -> 'context' END"
+    )
+    if flushed_at is None:
+        context = f"coalesce({given_context}, '{{}}'::jsonb) || {sql_literal(mark)}::jsonb"
+    else:
+        context = given_context
+    return {
+        "user_id": f"({setting} ->> 'user_id')::{user_type}",
+        "user_email": f"{setting} ->> 'user_email'",
+        "is_impersonated": f"coalesce(({setting} ->> 'is_impersonated')::boolean, false)",
+        "impersonator_user_id": f"({setting} ->> 'impersonator_user_id')::{user_type}",
+        "impersonator_email": f"{setting} ->> 'impersonator_email'",
+        "tenant_id": f"{setting} ->> 'tenant_id'",
+        "reason": f"{setting} ->> 'reason'",
+        "transaction_id": f"{transaction_id_function(tables, dialect)}()",
+        "context": context,
+        "created_at": flushed_at or "clock_timestamp()",
+    }
 
 
 def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
@@ -294,6 +328,7 @@ DECLARE
     probe_new JSONB;
     candidate JSONB;
     chosen INTEGER;
+    {ROW_ACTOR} JSONB;
 BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     IF TG_OP = 'UPDATE' THEN
         changed := {_changed(plan)};
@@ -551,6 +586,7 @@ DECLARE
     new_doc JSONB;
     difference JSONB;
     chosen INTEGER;
+    {ROW_ACTOR} JSONB;
 BEGIN{_TRUNCATE_GUARD}{"".join(blocks)}
     RETURN NULL;
 END
