@@ -46,6 +46,7 @@ __all__ = [
     "differs_expression",
     "exact_twin",
     "json_expression",
+    "json_null_condition",
     "reads_alike",
     "same_value_expression",
     "sql_literal",
@@ -89,6 +90,16 @@ def json_expression(ref: str, column: Column[Any]) -> str:
     if isinstance(type_, JSON):
         return f"{ref}::jsonb"
     return f"to_jsonb({ref})"
+
+
+def json_null_condition(ref: str, column: Column[Any], json_value: str) -> str:
+    """The PostgreSQL condition that ``json_expression(ref, column)`` is JSON null, given
+    ``json_value``, that expression's value: ``ref IS NULL`` where only NULL reads as
+    null (the cheaper test); asked of the JSON for a JSON column (which may hold a JSON
+    null) and an enum (whose member's value may be None)."""
+    if isinstance(_stored_type(column.type), JSON | Enum):
+        return f"coalesce({json_value}, 'null'::jsonb) = 'null'::jsonb"
+    return f"{ref} IS NULL"
 
 
 def exact_twin(column: Column[Any]) -> bool:
