@@ -93,7 +93,29 @@ CASES = [
     (JSON(), {1: "key that is not text"}, False),
     (JSON(), {"t": (1, 2)}, False),
     (JSON(), float("nan"), False),
+    (JSON(), [{"deep": [[1.5]]}, [], {}], True),
+    (JSON(), [[[{"a": [2**53]}]]], False),  # found however deep it is
+    (JSON(), [{"k": {1: "x"}}], False),
+    (
+        DateTime(timezone=True),
+        dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),
+        False,  # whole minutes, another zone's
+    ),
 ]
+
+
+def nested(depth: int) -> list[Any]:
+    value: list[Any] = [1]
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+def test_json_deeper_than_the_flush_encodes_is_left_to_the_flush():
+    test = reads_alike(Column("c", JSON()))
+    assert test is not None
+    assert test(nested(60), UTC) is True
+    assert test(nested(70), UTC) is False
 
 
 @pytest.mark.parametrize(("type_", "value", "alike"), CASES, ids=range(len(CASES)))
