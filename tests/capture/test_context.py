@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, delete, func, select, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 import auditkeeper
@@ -124,6 +124,59 @@ def test_acting_as_fills_every_actor_column(crm: Crm, engine: Engine, audited_se
     assert row.context == context
     assert isinstance(row.transaction_id, uuid.UUID)
     assert row.created_at.tzinfo is not None
+    assert abs(row.created_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
+
+
+WRITE_PATHS = {
+    "flush creation": lambda s, crm, key: s.add(crm.Business(id=key + 1, name="New")),
+    "flush update": lambda s, crm, key: setattr(s.get(crm.Business, key), "name", "Renamed"),
+    "flush deletion": lambda s, crm, key: s.delete(s.get(crm.Business, key)),
+    "raw INSERT": lambda s, crm, key: s.execute(
+        text(f"INSERT INTO businesses (id, name, is_active) VALUES ({key + 1}, 'Raw', true)")
+    ),
+    "raw UPDATE": lambda s, crm, key: s.execute(text("UPDATE businesses SET name = 'Raw'")),
+    "raw DELETE": lambda s, crm, key: s.execute(text("DELETE FROM businesses")),
+    "bulk INSERT": lambda s, crm, key: s.execute(
+        insert(crm.Business), [{"id": key + 1, "name": "Bulk", "is_active": True}]
+    ),
+    "bulk UPDATE": lambda s, crm, key: s.execute(update(crm.Business).values(name="Bulk")),
+    "bulk DELETE": lambda s, crm, key: s.execute(delete(crm.Business)),
+}
+
+
+@pytest.mark.parametrize("write", list(WRITE_PATHS))
+def test_every_write_path_records_every_actor_column(
+    crm: Crm, engine: Engine, audited_sessions, users, write: str
+):
+    """Whoever writes the row (the flush, a capture trigger row by row, a statement
+    trigger set-based), it names the whole actor; only a trigger's marks its context."""
+    alice, bob, _ = users
+    key = _add_business(audited_sessions, crm)
+    context = {"ip": "203.0.113.7", "nested": {"list": [1, "two", None]}}
+    with (
+        acting_as(
+            alice.id,
+            email=alice.email,
+            impersonator_user_id=bob.id,
+            impersonator_email=bob.email,
+            tenant_id="tenant-a",
+            reason="Support ticket #12345",
+            context=context,
+        ),
+        audited_sessions() as session,
+    ):
+        WRITE_PATHS[write](session, crm, key)
+        session.commit()
+    row = _last(crm, engine)
+    assert row.number_identifier in (key, key + 1)
+    assert (row.user_id, row.user_email, row.is_impersonated) == (alice.id, alice.email, True)
+    assert (row.impersonator_user_id, row.impersonator_email) == (bob.id, bob.email)
+    assert (row.tenant_id, row.reason) == ("tenant-a", "Support ticket #12345")
+    marks = {k: v for k, v in row.context.items() if k == "captured_by"}
+    assert row.context == context | marks
+    if write.startswith("raw"):
+        assert marks  # a trigger's row says so
+    assert isinstance(row.transaction_id, uuid.UUID)
     assert abs(row.created_at - dt.datetime.now(dt.UTC)) < dt.timedelta(minutes=5)
 
 
