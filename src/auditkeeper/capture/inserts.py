@@ -32,8 +32,7 @@ from sqlalchemy.sql.schema import Column
 from ..model.sql_values import exact_twin, reads_alike
 from .context import current_actor
 from .plan import ClassPlan
-from .triggers import announcement, single_table, statement_trigger_names
-from .triggers.common import FLUSH_INSERT
+from .triggers import flush_insert_prefix, single_table, statement_trigger_names
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -95,8 +94,8 @@ def chosen(table: Any) -> str | None:
 
 def prefix(table: Table, connection: Connection) -> str:
     """What starts an INSERT of ``table`` that its statement trigger logs as the
-    flush's own rows: the table's announcement, then ``FLUSH_INSERT``."""
-    return f"{announcement(table, connection.dialect)} {FLUSH_INSERT}"
+    flush's own rows (``flush_insert_prefix``)."""
+    return flush_insert_prefix(table, connection.dialect)
 
 
 def note_announced(table: Table) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "announced",
     "announcement",
     "announcement_token",
+    "flush_insert_prefix",
     "is_current_transaction_index",
     "link_function",
     "retired_statements",
@@ -411,6 +412,12 @@ def announced(table: Table, dialect: Dialect) -> str:
     return query_starts_with(announcement(table, dialect))
 
 
+def flush_insert_prefix(table: Table, dialect: Dialect) -> str:
+    """What starts a flush's INSERT into ``table`` whose rows the statement trigger logs
+    as the flush's own (capture/inserts.py): the announcement, then ``FLUSH_INSERT``."""
+    return f"{announcement(table, dialect)} {FLUSH_INSERT}"
+
+
 def announcement_token(table: Table, dialect: Dialect) -> str:
     """What ``table``'s announcement says, and its row trigger's ``WHEN`` looks for."""
     name = dialect.identifier_preparer.format_table(table)
@@ -491,7 +498,7 @@ def _set_inserts(tables: AuditTables, table: Table, plan: ClassPlan, dialect: Di
     """The log of an INSERT's rows: as the flush's own (at the flush's time, which the
     flush set in ``FLUSHED_AT``) when the announcement says so (capture/inserts.py),
     else as a statement's."""
-    flushed = f"{announcement(table, dialect)} {FLUSH_INSERT}"
+    flushed = flush_insert_prefix(table, dialect)
     stamp = (
         f"coalesce(nullif(current_setting({sql_literal(FLUSHED_AT)}, true), '')::timestamptz, "
         "clock_timestamp())"
