@@ -46,6 +46,7 @@ __all__ = [
     "add_history_event",
     "add_property_change_comment",
     "add_property_change_description",
+    "has_annotations",
 ]
 
 _ANNOTATIONS = "auditkeeper.annotations"
@@ -102,6 +103,11 @@ def add_property_change_comment(entity: object, description: str, property: Prop
     flag_dirty(entity)
 
 
+def has_annotations(state: InstanceState[Any]) -> bool:
+    """Whether ``state`` has annotations waiting for its next flush."""
+    return _ANNOTATIONS in state.info
+
+
 def add_annotation_rows(
     recorder: Recorder,
     flush_context: UOWTransaction,
@@ -113,7 +119,7 @@ def add_annotation_rows(
     annotated = [
         (state, is_delete)
         for state, (is_delete, list_only) in flush_context.states.items()
-        if not list_only and _ANNOTATIONS in state.info
+        if not list_only and has_annotations(state)
     ]
     # A stable order: objects in the order they were added, then by class and key.
     annotated.sort(key=lambda item: (item[0].insert_order or 0, item[0].class_.__name__))

@@ -48,8 +48,8 @@ class AuditedColumn:
     column: Column[Any]
     redact: bool
     volatile: bool
-    """Set by the flush itself (``onupdate`` / ``server_onupdate``): its old value must be
-    read before the flush overwrites it."""
+    """Set by the flush itself (``onupdate`` / ``server_onupdate``, the mapper's
+    ``version_id_col``): its old value must be read before the flush overwrites it."""
     to_json: _Convert = field(init=False, repr=False, compare=False)
     """The column's ``json_converter``: a value as the log stores it."""
 
@@ -115,7 +115,7 @@ def build_plan(
                 f"@audited {option}= on {cls} names unknown columns {unknown}; "
                 f"its columns are {sorted(known)}"
             )
-    columns = tuple(_audited_columns(declaration, table_columns))
+    columns = tuple(_audited_columns(declaration, table_columns, mapper.version_id_col))
     collections = tuple(
         rel.key
         for rel in mapper.relationships
@@ -321,7 +321,9 @@ def _table_columns(mapper: Mapper[Any]) -> dict[str, tuple[str, Column[Any]]]:
 
 
 def _audited_columns(
-    declaration: Audited, table_columns: dict[str, tuple[str, Column[Any]]]
+    declaration: Audited,
+    table_columns: dict[str, tuple[str, Column[Any]]],
+    version_counter: Any,
 ) -> list[AuditedColumn]:
     seen: set[str] = set()
     result = []
@@ -340,7 +342,11 @@ def _audited_columns(
             redact = not isinstance(column.type, Boolean) and (
                 is_secret_name(name) or is_secret_name(key)
             )
-        volatile = column.onupdate is not None or column.server_onupdate is not None
+        volatile = (
+            column.onupdate is not None
+            or column.server_onupdate is not None
+            or column is version_counter
+        )
         result.append(AuditedColumn(key, str(name), column, redact, volatile))
     return result
 

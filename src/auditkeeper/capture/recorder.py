@@ -10,6 +10,7 @@ and SQLAlchemy rolls the flush back: no change is saved without its log.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import itertools
 import threading
 import weakref
@@ -29,18 +30,19 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_INITIALIZE
+from sqlalchemy.sql.elements import ClauseElement
 
 from ..errors import ActorError, CaptureError, ReadOnlyLogError
 from ..model import values
 from ..model.ddl import transaction_id_function
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
-from ..store.writer import write_rows
-from . import inserts
+from ..store.writer import driver_insert, write_rows
+from . import carried, inserts
 from .bulk import capture_bulk_statement
 from .context import actor_columns, current_actor
 from .document import build_row
-from .events import add_annotation_rows
+from .events import add_annotation_rows, has_annotations
 from .plan import ClassPlan, build_plan
 from .trigger_state import (
     actor_setting_to_send,
@@ -51,6 +53,7 @@ from .trigger_state import (
     transaction_uuid,
     watch_engine,
 )
+from .triggers import single_table
 from .triggers.common import ACTOR_SETTING, CAPTURED_BY
 
 __all__ = ["KEEPERS_INFO_KEY", "Recorder"]
@@ -129,9 +132,16 @@ class Recorder:
             if plan is None:
                 continue
             saved = {c.key: state.dict[c.key] for c in plan.volatile if c.key in state.dict}
+            committed = state.committed_state
+            # An SQL expression the flush runs (``n = Model.n + 1``) is expired after
+            # it, and its old value with it.
+            saved.update(
+                (key, committed[key])
+                for key in plan.keys & committed.keys()
+                if committed[key] is not NO_VALUE and _is_sql(state.dict.get(key))
+            )
             if saved:
                 stash[state] = saved
-            committed = state.committed_state
             if not plan.keys <= state.dict.keys() or any(
                 committed[key] is NO_VALUE for key in plan.keys & committed.keys()
             ):
@@ -146,8 +156,11 @@ class Recorder:
                         {k: v for k, v in row.items() if k not in stash.get(state, {})}
                     )
         session.info[_STASH] = stash
-        session.info[_LINKS] = self._collect_links(session)
+        session.info[_LINKS] = links = self._collect_links(session)
         inserts.choose(self, session)
+        carried.forget()
+        if not links:
+            self._expect_carried(session, stash)
 
     def _collect_links(self, session: Session) -> dict[InstanceState[Any], _Links]:
         """Many-to-many changes, read before the flush: both sides of a link are dirty
@@ -185,9 +198,10 @@ class Recorder:
         }
         flushed.update({state: False for state in links if state not in flushed})
         logged_by_trigger = inserts.announced()  # tables whose new rows are logged
+        logged_by_statement = carried.carried()
         for state, is_delete in flushed.items():
             plan = self.plan_for(state.mapper)
-            if plan is None:
+            if plan is None or state is logged_by_statement:
                 continue
             if is_delete:
                 verb = "delete"
@@ -224,14 +238,83 @@ class Recorder:
     def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
         flushing.set(False)
         inserts.forget()
+        carried.forget()
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
         inserts.forget()
+        carried.forget()
         marked_connections()
 
     def after_begin(self, session: Session, transaction: Any, connection: Connection) -> None:
         watch_engine(connection.engine)
+
+    def _expect_carried(self, session: Session, stash: dict[InstanceState[Any], _Values]) -> None:
+        """Before a flush that updates or deletes one audited record, creates none and
+        changes no link: let that record's statement carry its row (capture/carried.py),
+        where the row cannot differ from the one the flush would build after it."""
+        found = [
+            (state, plan)
+            for state in map(instance_state, itertools.chain(session.new, session.dirty))
+            if (plan := self.plan_for(state.mapper)) is not None
+        ]
+        deleted = [
+            (state, plan)
+            for state in map(instance_state, session.deleted)
+            if (plan := self.plan_for(state.mapper)) is not None
+        ]
+        if len(found) + len(deleted) != 1:
+            return
+        state, plan = (found or deleted)[0]
+        is_update = not deleted
+        if (
+            state.key is None
+            or (plan.update is None and not plan.on_change if is_update else plan.delete is None)
+            or has_annotations(state)
+            or not _carriable(state.mapper, plan)
+        ):
+            return
+        connection = session.connection(bind_arguments={"mapper": state.mapper})
+        if connection.dialect.name != "postgresql":
+            return
+        actor = current_actor()
+        if actor is None and self.require_actor:
+            return  # the flush refuses
+        self.verify_catalogue(connection)  # as before the flush's own rows
+        stored = _stored_key(state)
+        where = {
+            # The bind names SQLAlchemy's persistence gives the key in its UPDATE and
+            # DELETE statements; another name only means the row is not carried.
+            str(column.column._label if is_update else column.column.key): value
+            for column, value in zip(plan.primary_key, stored, strict=True)
+        }
+        verb = "update" if is_update else "delete"
+
+        def build(connection: Connection) -> tuple[str, dict[str, Any]] | None:
+            if is_update and not _all_plain(plan, state):
+                return None
+            row = _row(plan, state, verb, stash.get(state, {}), {}, {})
+            if row is None:
+                return None
+            created_at = inserts.stamp() or dt.datetime.now(dt.UTC)
+            row.update(actor_columns(actor) | {"created_at": created_at})
+            setting = actor_setting_to_send(connection, actor)
+            settings = None if setting is None else {ACTOR_SETTING: setting}
+            function = transaction_id_function(self.tables, connection.dialect)
+            insert = driver_insert(
+                connection.dialect,
+                self.tables.log,
+                [row],
+                computed={"transaction_id": literal_column(f"{function}()")},
+                settings=settings,
+            )
+            if settings is not None:
+                note_actor_set(connection, actor)
+            return insert
+
+        table = state.mapper.local_table
+        assert isinstance(table, Table)  # _carriable
+        carried.expect(carried.Expected(state, table, is_update, where, build))
 
     def write(
         self, session: Session, rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]]
@@ -536,6 +619,30 @@ def _row(
         old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
     return build_row(plan, verb, old, new, key_values, links if verb != "delete" else None)
+
+
+@functools.lru_cache(maxsize=512)
+def _carriable(mapper: Mapper[Any], plan: ClassPlan) -> bool:
+    """Whether one statement of ``mapper``'s own table writes a record's change, with
+    values known before it runs: no ``onupdate``, server-side update value or version
+    counter among the audited columns, no second UPDATE of a ``post_update``."""
+    return (
+        isinstance(mapper.local_table, Table)
+        and single_table(mapper, plan)
+        and not plan.volatile
+        and not any(r.post_update for r in mapper.relationships)
+    )
+
+
+def _all_plain(plan: ClassPlan, state: InstanceState[Any]) -> bool:
+    """Whether every audited value of ``state`` is loaded and not an SQL expression,
+    which the database evaluates (the flush reads it back after the statement)."""
+    given = state.dict
+    return plan.keys <= given.keys() and not any(_is_sql(given[key]) for key in plan.keys)
+
+
+def _is_sql(value: Any) -> bool:
+    return isinstance(value, ClauseElement) or hasattr(value, "__clause_element__")
 
 
 def _link_keys(changed: _Links) -> _LinkKeys:

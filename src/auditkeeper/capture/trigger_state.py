@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from ..model import values
 from ..store.writer import OWN_STATEMENT
-from . import inserts
+from . import carried, inserts
 from .context import actor_columns, current_actor
 from .triggers.common import (
     ACTOR_SETTING,
@@ -179,7 +179,8 @@ def _mark_flushed(
     Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
     rows against those already written; any other change they log without looking. A
     flush's INSERT that the table's statement trigger may log (capture/inserts.py)
-    starts with the table's announcement and ``FLUSH_INSERT`` instead."""
+    starts with the table's announcement and ``FLUSH_INSERT`` instead. A one-record
+    flush's UPDATE or DELETE may carry the record's audit row (capture/carried.py)."""
     if (
         flushing.get()
         and context is not None
@@ -191,6 +192,10 @@ def _mark_flushed(
         if trigger is not None and _statement_trigger_ready(connection, cursor, table, trigger):
             inserts.note_announced(table)
             return f"{inserts.prefix(table, connection)} {statement}", parameters
+        if not context.isinsert:
+            statement, parameters = carried.carry(
+                connection, statement, parameters, context, executemany
+            )
         return f"{FLUSHED} {statement}", parameters
     return statement, parameters
 

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeDecorator
 from ..errors import StoreError
 from ..model import values
 
-__all__ = ["OWN_STATEMENT", "write_rows"]
+__all__ = ["OWN_STATEMENT", "driver_insert", "write_rows"]
 
 OWN_STATEMENT = "auditkeeper_own"
 """Execution option on auditkeeper's own writes to the log, which connection hooks (the
@@ -72,10 +72,39 @@ def _insert_as_json(
     table: Table,
     names: tuple[str, ...],
     rows: Sequence[dict[str, Any]],
-    computed: dict[str, ColumnElement[Any]],
+    computed: Mapping[str, ColumnElement[Any]],
     settings: Mapping[str, str],
 ) -> None:
-    dialect = connection.dialect
+    statement, parameters = _json_insert(connection.dialect, table, names, rows, computed, settings)
+    connection.execute(statement, parameters)
+
+
+def driver_insert(
+    dialect: Dialect,
+    table: Table,
+    rows: Sequence[dict[str, Any]],
+    *,
+    computed: Mapping[str, ColumnElement[Any]] | None = None,
+    settings: Mapping[str, str] | None = None,
+) -> tuple[str, dict[str, Any]]:
+    """PostgreSQL: ``write_rows``'s statement (rows with the same keys) as the driver
+    receives it, and its parameters, for a caller that sends it inside another
+    statement of the application's (capture/carried.py). Its parameters' names all
+    start with ``auditkeeper_``."""
+    statement, parameters = _json_insert(
+        dialect, table, tuple(rows[0]), rows, computed or {}, settings or {}
+    )
+    return _driver_sql(statement, dialect), parameters
+
+
+def _json_insert(
+    dialect: Dialect,
+    table: Table,
+    names: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+    computed: Mapping[str, ColumnElement[Any]],
+    settings: Mapping[str, str],
+) -> tuple[TextClause, dict[str, Any]]:
     computed_sql = tuple(
         (name, str(expression.compile(dialect=dialect))) for name, expression in computed.items()
     )
@@ -84,11 +113,16 @@ def _insert_as_json(
         {name: encode(row[name]) for name, encode in zip(names, encoders, strict=True)}
         for row in rows
     ]
-    parameters = {"rows": values.dumps(batch)}
+    parameters = {"auditkeeper_rows": values.dumps(batch)}
     for number, (name, value) in enumerate(settings.items()):
-        parameters[f"setting_{number}"] = name
-        parameters[f"value_{number}"] = value
-    connection.execute(statement, parameters)
+        parameters[f"auditkeeper_setting_{number}"] = name
+        parameters[f"auditkeeper_value_{number}"] = value
+    return statement, parameters
+
+
+@functools.lru_cache(maxsize=64)
+def _driver_sql(statement: TextClause, dialect: Dialect) -> str:
+    return statement.compile(dialect=dialect).string
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,13 +144,14 @@ def _recordset_insert(
     def escaped(sql: str) -> str:  # a colon in a name would read as a parameter
         return sql.replace(":", "\\:")
 
-    rows = "CAST(:rows AS jsonb)"
+    rows = "CAST(:auditkeeper_rows AS jsonb)"
     source = f"jsonb_to_recordset({rows}) AS r({escaped(spec)})"
     if settings:
         # Set once, before the rows are read: the row source depends on the settings'
         # row (LATERAL), so the planner cannot run set_config once per audit row.
         calls = ", ".join(
-            f"set_config(:setting_{n}, :value_{n}, true) AS s{n}" for n in range(settings)
+            f"set_config(:auditkeeper_setting_{n}, :auditkeeper_value_{n}, true) AS s{n}"
+            for n in range(settings)
         )
         source = (
             f"(SELECT {calls}) AS settings, LATERAL jsonb_to_recordset("
