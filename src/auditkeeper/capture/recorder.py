@@ -19,7 +19,7 @@ from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import Column, Table, literal_column, select, tuple_
-from sqlalchemy.engine import Connection, Engine, Result
+from sqlalchemy.engine import Connection, Dialect, Engine, Result
 from sqlalchemy.orm import (
     InstanceState,
     Mapper,
@@ -94,6 +94,9 @@ class Recorder:
         self.entry_mapper = entry_mapper
         self._plans: dict[Mapper[Any], ClassPlan | None] = {}
         self._verified: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._computed_by_dialect: weakref.WeakKeyDictionary[Dialect, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
         self._lock = threading.Lock()
 
     # -- declarations -------------------------------------------------------------
@@ -300,12 +303,11 @@ class Recorder:
             row.update(actor_columns(actor) | {"created_at": created_at})
             setting = actor_setting_to_send(connection, actor)
             settings = None if setting is None else {ACTOR_SETTING: setting}
-            function = transaction_id_function(self.tables, connection.dialect)
             insert = driver_insert(
                 connection.dialect,
                 self.tables.log,
                 [row],
-                computed={"transaction_id": literal_column(f"{function}()")},
+                computed=self._computed(connection.dialect),
                 settings=settings,
             )
             if settings is not None:
@@ -380,14 +382,23 @@ class Recorder:
         transaction-local settings the same statement sets."""
         self.verify_catalogue(connection)
         if connection.dialect.name == "postgresql":
-            function = transaction_id_function(self.tables, connection.dialect)
-            computed: dict[str, Any] = {"transaction_id": literal_column(f"{function}()")}
+            computed = self._computed(connection.dialect)
             write_rows(connection, self.tables.log, rows, computed=computed, settings=settings)
             return
         transaction_id = transaction_uuid(connection)
         for row in rows:
             row["transaction_id"] = transaction_id
         write_rows(connection, self.tables.log, rows)
+
+    def _computed(self, dialect: Dialect) -> dict[str, Any]:
+        """PostgreSQL: the columns of the flush's rows that the database computes (the
+        same expression objects every time, whose SQL the writer keeps)."""
+        found = self._computed_by_dialect.get(dialect)
+        if found is None:
+            function = transaction_id_function(self.tables, dialect)
+            found = {"transaction_id": literal_column(f"{function}()")}
+            self._computed_by_dialect[dialect] = found
+        return found
 
     def on_execute(self, state: ORMExecuteState) -> Result[Any] | None:
         """``do_orm_execute``: refuse bulk writes to the log; capture bulk writes to

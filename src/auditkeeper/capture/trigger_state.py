@@ -98,10 +98,16 @@ $auditkeeper$"""
 _READ_ONLY = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
 
 
+_watched: weakref.WeakSet[Engine] = weakref.WeakSet()
+"""Engines known to be watched: asked at every session transaction's start, where three
+``event.contains`` lookups cost more than the rest of that hook."""
+
+
 def watch_engine(engine: Engine) -> None:
     """Tell the capture triggers of ``engine``'s database who acts (idempotent)."""
-    if engine.dialect.name not in ("postgresql", "sqlite"):
+    if engine in _watched or engine.dialect.name not in ("postgresql", "sqlite"):
         return
+    _watched.add(engine)
     if not event.contains(engine, "before_cursor_execute", _before_execute):
         event.listen(engine, "before_cursor_execute", _before_execute)
         event.listen(engine, "rollback_savepoint", _forget)
@@ -112,6 +118,7 @@ def watch_engine(engine: Engine) -> None:
 
 def unwatch_engine(engine: Engine) -> None:
     """Stop telling them."""
+    _watched.discard(engine)
     if event.contains(engine, "before_cursor_execute", _before_execute):
         event.remove(engine, "before_cursor_execute", _before_execute)
         event.remove(engine, "rollback_savepoint", _forget)

@@ -105,9 +105,7 @@ def _json_insert(
     computed: Mapping[str, ColumnElement[Any]],
     settings: Mapping[str, str],
 ) -> tuple[TextClause, dict[str, Any]]:
-    computed_sql = tuple(
-        (name, str(expression.compile(dialect=dialect))) for name, expression in computed.items()
-    )
+    computed_sql = tuple((name, _sql(expression, dialect)) for name, expression in computed.items())
     statement, encoders = _recordset_insert(table, names, computed_sql, len(settings), dialect)
     batch = [
         {name: encode(row[name]) for name, encode in zip(names, encoders, strict=True)}
@@ -118,6 +116,12 @@ def _json_insert(
         parameters[f"auditkeeper_setting_{number}"] = name
         parameters[f"auditkeeper_value_{number}"] = value
     return statement, parameters
+
+
+@functools.lru_cache(maxsize=64)
+def _sql(expression: ColumnElement[Any], dialect: Dialect) -> str:
+    """An expression's SQL, compiled once per expression object (the caller keeps it)."""
+    return str(expression.compile(dialect=dialect))
 
 
 @functools.lru_cache(maxsize=64)
