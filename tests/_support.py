@@ -10,6 +10,7 @@ from sqlalchemy import Engine, MetaData, create_engine, event, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 import auditkeeper
+from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.demo.crm import Crm
 
 
@@ -68,6 +69,20 @@ def installed_sessions(engine: Engine, keeper: auditkeeper.Auditkeeper) -> Itera
     installation = keeper.install(factory)
     yield factory
     installation.uninstall()
+
+
+def sent_statements(engine: Engine) -> Iterator[list[str]]:
+    """A fixture's body: the statements ``engine`` sends, as sent, after auditkeeper's own
+    listeners put their comments (and a carried audit row) in."""
+    watch_engine(engine)  # what a session's first transaction does, before this listener
+    statements: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany) -> None:
+        statements.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    yield statements
+    event.remove(engine, "before_cursor_execute", record)
 
 
 def databases_named(server_url: str, prefix: str) -> int:

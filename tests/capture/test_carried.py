@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, ForeignKey, String, event, select, text
+from sqlalchemy import Engine, ForeignKey, String, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import (
     DeclarativeBase,
@@ -28,9 +28,8 @@ from sqlalchemy.orm.exc import StaleDataError
 
 import auditkeeper
 from auditkeeper.capture.carried import CTE_NAME
-from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.capture.triggers.common import FLUSHED
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
+from tests._support import POSTGRES_ONLY, installed_sessions, model_engine, sent_statements
 
 
 class Action(enum.IntEnum):
@@ -104,16 +103,7 @@ def sessions(engine: Engine) -> Iterator[Any]:
 
 @pytest.fixture
 def sent(engine: Engine) -> Iterator[list[str]]:
-    """The statements as sent, after auditkeeper's own listeners changed them."""
-    watch_engine(engine)  # what a session's first transaction does
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(engine, "before_cursor_execute", record)
+    yield from sent_statements(engine)
 
 
 def carried(sent: list[str]) -> list[str]:

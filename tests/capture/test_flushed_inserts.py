@@ -20,11 +20,10 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
 from auditkeeper.capture.document import build_row
-from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.capture.triggers import announcement
 from auditkeeper.capture.triggers.common import FLUSH_INSERT
 from auditkeeper.model.sql_values import reads_alike
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
+from tests._support import POSTGRES_ONLY, installed_sessions, model_engine, sent_statements
 
 
 class Action(enum.IntEnum):
@@ -81,16 +80,7 @@ def sessions(engine: Engine) -> Iterator[Any]:
 
 @pytest.fixture
 def sent(engine: Engine) -> Iterator[list[str]]:
-    """The statements as sent: after auditkeeper's own listeners wrote their comments."""
-    watch_engine(engine)  # what a session's first transaction does
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany) -> None:
-        statements.append(statement)
-
-    event.listen(engine, "before_cursor_execute", record)
-    yield statements
-    event.remove(engine, "before_cursor_execute", record)
+    yield from sent_statements(engine)
 
 
 def set_based(sent: list[str], table: Any = Sample.__table__) -> bool:
