@@ -43,6 +43,7 @@ class Kind(enum.IntEnum):
     PLAYER = 2
     STAMPED = 3
     VERSIONED = 4
+    SEAT = 5
 
 
 class Base(DeclarativeBase):
@@ -89,6 +90,16 @@ class Versioned(Base):
     name: Mapped[str]
     version: Mapped[int] = mapped_column(nullable=False)
     __mapper_args__ = {"version_id_col": version}
+
+
+@auditkeeper.audited(entity_type=Kind.SEAT, **VERBS)
+class Seat(Base):
+    """A composite key of a text and a number."""
+
+    __tablename__ = "seats"
+    row: Mapped[str] = mapped_column(String(8), primary_key=True)
+    number: Mapped[int] = mapped_column(primary_key=True)
+    holder: Mapped[str | None]
 
 
 @pytest.fixture
@@ -229,6 +240,30 @@ def test_a_foreign_key_the_flush_sets_is_in_the_carried_row(
     assert (row.entity_type, row.number_identifier) == (Kind.PLAYER, 1)
     assert row.changed_objects["difference"] == {"team_id": [None, 2]}
     assert row.changed_objects["current"]["team_id"] == 2
+
+
+def test_composite_and_changed_keys_are_carried_with_the_row(
+    engine: Engine, sessions, sent: list[str]
+):
+    """The statement is found by every column of its key, as the row stood before the
+    flush; the row names the record by its key after it."""
+    seed(sessions, Seat(row="B", number=7), Seat(row="B", number=8), Player(id=1, name="Ann"))
+    sent.clear()
+    with auditkeeper.acting_as(5):
+        with sessions() as s:
+            s.get(Seat, ("B", 8)).holder = "Ann"
+            s.commit()
+        with sessions() as s:
+            s.get(Player, 1).id = 10
+            s.commit()
+    if is_postgresql(engine):
+        assert carried(sent) == ["UPDATE", "UPDATE"] and own_writes(sent) == 0
+    seat, player = rows(engine)[-2:]
+    assert (seat.entity_key, seat.changed_objects["difference"]) == (
+        '["B",8]',
+        {"holder": [None, "Ann"]},
+    )
+    assert (player.number_identifier, player.changed_objects["difference"]) == (10, {"id": [1, 10]})
 
 
 def test_values_computed_as_the_statement_runs_leave_the_row_to_the_flush(

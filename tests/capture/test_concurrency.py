@@ -12,11 +12,12 @@ import threading
 from collections import defaultdict
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, event, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
 from auditkeeper import acting_as, acting_as_system, current_actor
+from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.demo.crm import Crm
 from tests._support import entries
 
@@ -181,6 +182,66 @@ def test_one_async_session_per_task_with_interleaved_flushes(crm: Crm, engine: E
         (alice[1], alice[0]),
         (bob[1], bob[0]),
     ] * 3
+
+
+def test_tasks_updating_one_record_each_keep_their_own_rows(crm: Crm, engine: Engine, database):
+    """One-record flushes (on PostgreSQL, their rows ride on the records' own UPDATEs)
+    from tasks that interleave between the change and the commit: every row is its own
+    record's, in its own task's name."""
+    people = _make_users(crm, engine, 4)
+    with Session(engine) as session:
+        businesses = [crm.Business(name=f"b{n}-start") for n in range(len(people))]
+        session.add_all(businesses)
+        session.commit()
+        ids = [b.id for b in businesses]
+    connect_args = dict(database.connect_args)
+    if database.dialect == "sqlite":
+        connect_args["timeout"] = 30
+    sent: list[str] = []
+
+    async def main() -> None:
+        async_engine = create_async_engine(database.async_url(), connect_args=connect_args)
+        watch_engine(async_engine.sync_engine)  # its listeners first: the statements as sent
+        event.listen(
+            async_engine.sync_engine,
+            "before_cursor_execute",
+            lambda conn, cursor, statement, *rest: sent.append(statement),
+        )
+        factory = async_sessionmaker(async_engine, expire_on_commit=False)
+        installation = crm.keeper.install(factory)
+
+        async def work(worker: int) -> None:
+            with acting_as(people[worker][0], email=people[worker][1]):
+                async with factory() as session:
+                    business = await session.get(crm.Business, ids[worker])
+                    assert business is not None
+                    for n in range(3):
+                        business.name = f"b{worker}-{n}"
+                        await asyncio.sleep(0)
+                        await session.flush()
+                        await asyncio.sleep(0)
+                        await session.commit()
+
+        try:
+            await asyncio.gather(*(work(n) for n in range(len(people))))
+        finally:
+            installation.uninstall()
+            await async_engine.dispose()
+
+    asyncio.run(main())
+    updates = [r for r in entries(crm, engine) if r.previous is not None]
+    assert len(updates) == 3 * len(people)
+    for worker, (user_id, _) in enumerate(people):
+        mine = [r for r in updates if r.number_identifier == ids[worker]]
+        assert [r.difference["name"] for r in mine] == [
+            [f"b{worker}-start", f"b{worker}-0"],
+            [f"b{worker}-0", f"b{worker}-1"],
+            [f"b{worker}-1", f"b{worker}-2"],
+        ]
+        assert {r.user_id for r in mine} == {user_id}
+    if database.dialect == "postgresql":
+        assert sum(1 for s in sent if "WITH auditkeeper_log AS (INSERT INTO audit_log" in s) == 12
+        assert not any(s.startswith("INSERT INTO audit_log") for s in sent)
 
 
 def test_an_actor_does_not_leak_into_new_threads(crm: Crm, engine: Engine, audited_sessions, users):
