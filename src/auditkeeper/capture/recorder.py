@@ -256,20 +256,10 @@ class Recorder:
         """Before a flush that updates or deletes one audited record, creates none and
         changes no link: let that record's statement carry its row (capture/carried.py),
         where the row cannot differ from the one the flush would build after it."""
-        found = [
-            (state, plan)
-            for state in map(instance_state, itertools.chain(session.new, session.dirty))
-            if (plan := self.plan_for(state.mapper)) is not None
-        ]
-        deleted = [
-            (state, plan)
-            for state in map(instance_state, session.deleted)
-            if (plan := self.plan_for(state.mapper)) is not None
-        ]
-        if len(found) + len(deleted) != 1:
+        found = self._only_changed_record(session)
+        if found is None:
             return
-        state, plan = (found or deleted)[0]
-        is_update = not deleted
+        state, plan, is_update = found
         if (
             state.key is None
             or (plan.update is None and not plan.on_change if is_update else plan.delete is None)
@@ -284,12 +274,11 @@ class Recorder:
         if actor is None and self.require_actor:
             return  # the flush refuses
         self.verify_catalogue(connection)  # as before the flush's own rows
-        stored = _stored_key(state)
         where = {
             # The bind names SQLAlchemy's persistence gives the key in its UPDATE and
             # DELETE statements; another name only means the row is not carried.
             str(column.column._label if is_update else column.column.key): value
-            for column, value in zip(plan.primary_key, stored, strict=True)
+            for column, value in zip(plan.primary_key, _stored_key(state), strict=True)
         }
         verb = "update" if is_update else "delete"
 
@@ -299,10 +288,8 @@ class Recorder:
             row = _row(plan, state, verb, stash.get(state, {}), {}, {})
             if row is None:
                 return None
-            created_at = inserts.stamp() or dt.datetime.now(dt.UTC)
-            row.update(actor_columns(actor) | {"created_at": created_at})
-            setting = actor_setting_to_send(connection, actor)
-            settings = None if setting is None else {ACTOR_SETTING: setting}
+            row.update(_stamp(actor))
+            settings = _actor_settings(connection, actor)
             insert = driver_insert(
                 connection.dialect,
                 self.tables.log,
@@ -317,6 +304,25 @@ class Recorder:
         table = state.mapper.local_table
         assert isinstance(table, Table)  # _carriable
         carried.expect(carried.Expected(state, table, is_update, where, build))
+
+    def _only_changed_record(
+        self, session: Session
+    ) -> tuple[InstanceState[Any], ClassPlan, bool] | None:
+        """The one audited record a flush creates, updates or deletes, with its plan and
+        whether it is an update (or a creation); None when there are several or none."""
+        found = None
+        for obj, is_update in itertools.chain(
+            ((obj, True) for obj in itertools.chain(session.new, session.dirty)),
+            ((obj, False) for obj in session.deleted),
+        ):
+            state = instance_state(obj)
+            plan = self.plan_for(state.mapper)
+            if plan is None:
+                continue
+            if found is not None:
+                return None
+            found = (state, plan, is_update)
+        return found
 
     def write(
         self, session: Session, rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]]
@@ -335,24 +341,19 @@ class Recorder:
         if not by_connection:
             return
         actor = current_actor()
-        created_at = inserts.stamp() or dt.datetime.now(dt.UTC)
         for connection, rows in by_connection.items():
             cascaded = _not_covered(take_pending(connection, self.tables.log.name), rows)
             if not rows and not cascaded:
                 continue
             if actor is None:
                 self.require_an_actor(list(rows_by_mapper))
-            stamp = actor_columns(actor) | {"created_at": created_at}
+            stamp = _stamp(actor)
             for row in rows:
                 row.update(stamp)
             for row in cascaded:
                 row.update(stamp)
                 row["context"] = {**(row["context"] or {}), CAPTURED_BY: "database trigger"}
-            # PostgreSQL's triggers log the database's cascades of this flush at commit,
-            # in the name the setting gives then: the flush's rows set it, unless this
-            # transaction's setting names this actor already.
-            setting = actor_setting_to_send(connection, actor)
-            settings = None if setting is None else {ACTOR_SETTING: setting}
+            settings = _actor_settings(connection, actor)
             self.insert_rows(connection, rows + cascaded, settings=settings)
             if settings is not None:
                 note_actor_set(connection, actor)
@@ -630,6 +631,19 @@ def _row(
         old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
     return build_row(plan, verb, old, new, key_values, links if verb != "delete" else None)
+
+
+def _stamp(actor: Any) -> dict[str, Any]:
+    """The columns every row of the running flush shares: who acted, and when."""
+    return actor_columns(actor) | {"created_at": inserts.stamp() or dt.datetime.now(dt.UTC)}
+
+
+def _actor_settings(connection: Connection, actor: Any) -> dict[str, str] | None:
+    """The setting that the flush's rows set on PostgreSQL: its triggers log the
+    database's cascades of this flush at commit, in the name the setting gives then.
+    None when this transaction's setting names this actor already."""
+    setting = actor_setting_to_send(connection, actor)
+    return None if setting is None else {ACTOR_SETTING: setting}
 
 
 @functools.lru_cache(maxsize=512)
