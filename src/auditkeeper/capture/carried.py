@@ -45,6 +45,8 @@ class Expected:
     """The one record whose row a flush may carry on its statement."""
 
     state: InstanceState[Any]
+    connection: Connection
+    """The flush's connection: a statement on any other is not the record's."""
     table: Table
     is_update: bool
     where: dict[str, Any]
@@ -72,6 +74,7 @@ def carry(
     if (
         expected is None
         or expected.tried
+        or connection is not expected.connection
         or executemany
         or not isinstance(parameters, dict)
         or bool(context.isupdate) is not expected.is_update

@@ -303,7 +303,7 @@ class Recorder:
 
         table = state.mapper.local_table
         assert isinstance(table, Table)  # _carriable
-        carried.expect(carried.Expected(state, table, is_update, where, build))
+        carried.expect(carried.Expected(state, connection, table, is_update, where, build))
 
     def _only_changed_record(
         self, session: Session
