@@ -96,6 +96,8 @@ CASES = [
     (JSON(), [{"deep": [[1.5]]}, [], {}], True),
     (JSON(), [[[{"a": [2**53]}]]], False),  # found however deep it is
     (JSON(), [{"k": {1: "x"}}], False),
+    (JSON(), {"k": ["a\x00b"]}, False),  # jsonb cannot hold U+0000
+    (JSON(), [{"a\x00": 1}], False),
     (
         DateTime(timezone=True),
         dt.datetime(2024, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=-5, minutes=-30))),

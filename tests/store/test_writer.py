@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import Engine, select, text
 from sqlalchemy.exc import StatementError
 
+from auditkeeper import StoreError
 from auditkeeper.demo.crm import Crm
 from auditkeeper.store.writer import write_rows
 from tests._support import POSTGRES_ONLY
@@ -88,3 +89,38 @@ def test_a_write_with_settings_stores_its_rows_on_every_dialect(crm: Crm, engine
     with engine.begin() as connection:
         write_rows(connection, crm.keeper.table, [_row()], settings={"auditkeeper.test": "x"})
     assert len(_stored(crm, engine)) == 1
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    ("current", "path"),
+    [
+        ({"doc": {"a\x00": 1}}, '["current"]["doc"]["a\\u0000"]'),
+        ({"doc": ["x", "y\x00"]}, '["current"]["doc"][1]'),
+    ],
+)
+def test_a_nul_jsonb_cannot_hold_is_refused_by_name(
+    crm: Crm, engine: Engine, current: dict, path: str
+):
+    """PostgreSQL's jsonb cannot store U+0000: the error names where it is, and nothing
+    is written."""
+    changed_objects = {"previous": None, "current": current, "difference": {}}
+    with engine.begin() as connection, pytest.raises(StoreError, match="U\\+0000") as refused:
+        write_rows(connection, crm.keeper.table, [_row(changed_objects=changed_objects)])
+    assert "changed_objects" + path in str(refused.value)
+    assert "record 7" in str(refused.value)
+    assert _stored(crm, engine) == []
+
+
+@POSTGRES_ONLY
+def test_an_escaped_backslash_u0000_is_stored_as_text(crm: Crm, engine: Engine):
+    """A backslash followed by ``u0000`` is text, not the character."""
+    current = {"path": "C:\\u0000\\x"}
+    with engine.begin() as connection:
+        write_rows(
+            connection,
+            crm.keeper.table,
+            [_row(changed_objects={"previous": None, "current": current, "difference": {}})],
+        )
+    (stored,) = _stored(crm, engine)
+    assert stored.changed_objects["current"] == current

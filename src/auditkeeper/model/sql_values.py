@@ -217,7 +217,8 @@ def _decimal_test(scale: int | None) -> Callable[[Any, dt.tzinfo | None], bool]:
 
 def _is_plain_json(value: Any, zone: dt.tzinfo | None) -> bool:
     """JSON that both sides write alike: no float Python writes in positional form, no
-    integer a float could not hold, no key that is not text, at most 64 levels deep.
+    integer a float could not hold, no key that is not text, no U+0000 (which jsonb
+    cannot hold), at most 64 levels deep.
     Level by level, without a call per value: it runs for every JSON value a flush
     assigns (bench/README.md, eighth round)."""
     level = [value]
@@ -226,7 +227,11 @@ def _is_plain_json(value: Any, zone: dt.tzinfo | None) -> bool:
         below: list[Any] = []
         for item in level:
             kind = type(item)
-            if item is None or kind is str or kind is bool:
+            if item is None or kind is bool:
+                continue
+            if kind is str:
+                if "\x00" in item:
+                    return False  # jsonb cannot hold it: the flush names it
                 continue
             if kind is int:
                 if abs(item) >= 2**53:
@@ -239,7 +244,7 @@ def _is_plain_json(value: Any, zone: dt.tzinfo | None) -> bool:
             elif kind is list:
                 below.extend(item)
             elif kind is dict:
-                if any(type(key) is not str for key in item):
+                if any(type(key) is not str or "\x00" in key for key in item):
                     return False
                 below.extend(item.values())
             else:

@@ -111,11 +111,49 @@ def _json_insert(
         {name: encode(row[name]) for name, encode in zip(names, encoders, strict=True)}
         for row in rows
     ]
-    parameters = {"auditkeeper_rows": values.dumps(batch)}
+    encoded = values.dumps(batch)
+    if "\\u0000" in encoded:
+        _refuse_nul(table, rows)
+    parameters = {"auditkeeper_rows": encoded}
     for number, (name, value) in enumerate(settings.items()):
         parameters[f"auditkeeper_setting_{number}"] = name
         parameters[f"auditkeeper_value_{number}"] = value
     return statement, parameters
+
+
+def _refuse_nul(table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL's ``jsonb`` cannot hold the character U+0000 (its ``json`` and the
+    application's JSON columns can): name the field that holds one, rather than leave
+    the database's "unsupported Unicode escape sequence". (The escape found may also be
+    a backslash and ``u0000`` in a text: then nothing is refused.)"""
+    for row in rows:
+        for name, value in row.items():
+            path = _nul_path(value)
+            if path is not None:
+                record = row.get("number_identifier") or row.get("entity_key")
+                raise StoreError(
+                    f"cannot write the audit row of entity type {row.get('entity_type')}, "
+                    f"record {record}, to {table.fullname}: {name}{path} holds the character "
+                    "U+0000, which PostgreSQL's jsonb cannot store; the change was not saved "
+                    "either. Exclude the column from the log, or keep U+0000 out of its values"
+                )
+
+
+def _nul_path(value: Any) -> str | None:
+    """Where in ``value`` (a JSON document) a text holds U+0000, as ``["key"][0]``."""
+    if isinstance(value, str):
+        return "" if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = "" if "\x00" in str(key) else _nul_path(item)
+            if found is not None:
+                return f"[{values.dumps(str(key))}]{found}"
+    elif isinstance(value, list | tuple):
+        for number, item in enumerate(value):
+            found = _nul_path(item)
+            if found is not None:
+                return f"[{number}]{found}"
+    return None
 
 
 @functools.lru_cache(maxsize=64)
