@@ -401,6 +401,40 @@ def test_a_carried_row_goes_with_a_rolled_back_savepoint(engine: Engine, session
         assert s.scalars(select(Player.score).order_by(Player.id)).all() == [0, 2]
 
 
+@POSTGRES_ONLY
+def test_a_carried_row_refused_inside_a_savepoint_leaves_the_rest_whole(
+    engine: Engine, sessions, sent: list[str]
+):
+    """The carried statement fails inside a savepoint: the savepoint goes, the actor is
+    told again to the flushes after it, and the transaction's other rows stay."""
+    seed(sessions, Player(id=1, name="Ann"), Player(id=2, name="Bob"), Player(id=3, name="Cy"))
+    with engine.begin() as connection:  # the log refuses rows of record 2
+        connection.exec_driver_sql(
+            "ALTER TABLE audit_log ADD CONSTRAINT no_two CHECK (number_identifier <> 2) NOT VALID"
+        )
+    sent.clear()
+    with auditkeeper.acting_as(5, email="ann@example.com"), sessions() as s:
+        ann, bob, cy = (s.get(Player, n) for n in (1, 2, 3))
+        ann.score = 1
+        s.flush()
+        nested = s.begin_nested()
+        bob.score = 2
+        with pytest.raises(DBAPIError, match="no_two"):
+            s.flush()
+        nested.rollback()
+        cy.score = 3
+        s.commit()
+    assert carried(sent) == ["UPDATE", "UPDATE", "UPDATE"]
+    logged = rows(engine)[3:]
+    assert [(r.number_identifier, r.changed_objects["difference"]) for r in logged] == [
+        (1, {"score": [0, 1]}),
+        (3, {"score": [0, 3]}),
+    ]
+    assert {(r.user_id, r.user_email) for r in logged} == {(5, "ann@example.com")}
+    with Session(engine) as s:
+        assert s.scalars(select(Player.score).order_by(Player.id)).all() == [1, 0, 3]
+
+
 def test_a_stale_record_keeps_no_row(engine: Engine, sessions):
     """The UPDATE finds no row (another transaction deleted it): the flush fails and
     the row the statement carried is rolled back with it."""
