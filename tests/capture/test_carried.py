@@ -47,6 +47,7 @@ class Kind(enum.IntEnum):
     VERSIONED = 4
     SEAT = 5
     GADGET = 6
+    ODD = 7
 
 
 class Base(DeclarativeBase):
@@ -113,6 +114,15 @@ class Gadget(Base):
     amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(12, 2))
     moment: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     doc: Mapped[Any] = mapped_column(JSON, nullable=True)
+
+
+@auditkeeper.audited(entity_type=Kind.ODD, **VERBS)
+class Odd(Base):
+    """A column named as the carried INSERT names its parameters."""
+
+    __tablename__ = "odds"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    auditkeeper_rows: Mapped[str | None]
 
 
 @pytest.fixture
@@ -277,6 +287,29 @@ def test_composite_and_changed_keys_are_carried_with_the_row(
         {"holder": [None, "Ann"]},
     )
     assert (player.number_identifier, player.changed_objects["difference"]) == (10, {"id": [1, 10]})
+
+
+def test_a_parameter_named_like_the_inserts_leaves_the_row_to_the_flush(
+    engine: Engine, sessions, sent: list[str]
+):
+    seed(sessions, Odd(id=1))
+    sent.clear()
+    with auditkeeper.acting_as(5), sessions() as s:
+        s.get(Odd, 1).auditkeeper_rows = "mine"
+        s.flush()
+        # Raw SQL after it, logged by the capture triggers in the name the flush set.
+        s.connection().execute(text("UPDATE odds SET auditkeeper_rows = 'raw' WHERE id = 1"))
+        s.commit()
+    assert carried(sent) == []
+    flushed, raw = rows(engine)[-2:]
+    assert (flushed.user_id, flushed.changed_objects["difference"]) == (
+        5,
+        {"auditkeeper_rows": [None, "mine"]},
+    )
+    assert (raw.user_id, raw.changed_objects["difference"]) == (
+        5,
+        {"auditkeeper_rows": ["mine", "raw"]},
+    )
 
 
 def test_values_computed_as_the_statement_runs_leave_the_row_to_the_flush(

@@ -31,13 +31,15 @@ from sqlalchemy import Table
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import InstanceState
 
-__all__ = ["Expected", "carried", "carry", "expect", "forget"]
+from ..store.writer import PARAMETER_PREFIX
+
+__all__ = ["CTE_NAME", "Expected", "carried", "carry", "expect", "forget"]
 
 CTE_NAME = "auditkeeper_log"
 
 Build = Callable[[Connection], tuple[str, dict[str, Any]] | None]
-"""Builds the record's audit INSERT as the driver receives it, and its parameters (all
-named ``auditkeeper_...``), or None when the flush is to write the row itself."""
+"""Builds the record's audit INSERT as the driver receives it, and its parameters (named
+with ``PARAMETER_PREFIX``), or None when the flush is to write the row itself."""
 
 
 @dataclass
@@ -86,12 +88,12 @@ def carry(
     if any(bound.get(name, _ABSENT) != value for name, value in expected.where.items()):
         return statement, parameters
     expected.tried = True
-    built = expected.build(connection)
+    if any(name.startswith(PARAMETER_PREFIX) for name in parameters):
+        return statement, parameters  # a column so named: the INSERT's would clash
+    built = expected.build(connection)  # the actor's setting is sent from here on
     if built is None:
         return statement, parameters
     insert, extra = built
-    if extra.keys() & parameters.keys():
-        return statement, parameters
     expected.carried = True
     return f"WITH {CTE_NAME} AS ({insert}) {statement}", {**parameters, **extra}
 

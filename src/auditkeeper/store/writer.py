@@ -16,11 +16,15 @@ from sqlalchemy.types import TypeDecorator
 from ..errors import StoreError
 from ..model import values
 
-__all__ = ["OWN_STATEMENT", "driver_insert", "write_rows"]
+__all__ = ["OWN_STATEMENT", "PARAMETER_PREFIX", "driver_insert", "write_rows"]
 
 OWN_STATEMENT = "auditkeeper_own"
 """Execution option on auditkeeper's own writes to the log, which connection hooks (the
 capture triggers' actor and flush marks) leave alone."""
+
+
+PARAMETER_PREFIX = "auditkeeper_"
+"""How the names of the log INSERT's parameters start (``driver_insert``)."""
 
 
 def write_rows(
@@ -90,7 +94,7 @@ def driver_insert(
     """PostgreSQL: ``write_rows``'s statement (rows with the same keys) as the driver
     receives it, and its parameters, for a caller that sends it inside another
     statement of the application's (capture/carried.py). Its parameters' names all
-    start with ``auditkeeper_``."""
+    start with ``PARAMETER_PREFIX``."""
     statement, parameters = _json_insert(
         dialect, table, tuple(rows[0]), rows, computed or {}, settings or {}
     )
@@ -114,10 +118,10 @@ def _json_insert(
     encoded = values.dumps(batch)
     if "\\u0000" in encoded:
         _refuse_nul(table, rows)
-    parameters = {"auditkeeper_rows": encoded}
+    parameters = {f"{PARAMETER_PREFIX}rows": encoded}
     for number, (name, value) in enumerate(settings.items()):
-        parameters[f"auditkeeper_setting_{number}"] = name
-        parameters[f"auditkeeper_value_{number}"] = value
+        parameters[f"{PARAMETER_PREFIX}setting_{number}"] = name
+        parameters[f"{PARAMETER_PREFIX}value_{number}"] = value
     return statement, parameters
 
 
@@ -186,13 +190,14 @@ def _recordset_insert(
     def escaped(sql: str) -> str:  # a colon in a name would read as a parameter
         return sql.replace(":", "\\:")
 
-    rows = "CAST(:auditkeeper_rows AS jsonb)"
+    rows = f"CAST(:{PARAMETER_PREFIX}rows AS jsonb)"
     source = f"jsonb_to_recordset({rows}) AS r({escaped(spec)})"
     if settings:
         # Set once, before the rows are read: the row source depends on the settings'
         # row (LATERAL), so the planner cannot run set_config once per audit row.
+        prefix = PARAMETER_PREFIX
         calls = ", ".join(
-            f"set_config(:auditkeeper_setting_{n}, :auditkeeper_value_{n}, true) AS s{n}"
+            f"set_config(:{prefix}setting_{n}, :{prefix}value_{n}, true) AS s{n}"
             for n in range(settings)
         )
         source = (
