@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Numeric, String, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import (
     DeclarativeBase,
     Mapped,
@@ -25,6 +26,7 @@ from sqlalchemy.orm import (
     relationship,
     undefer,
 )
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 import auditkeeper
@@ -48,6 +50,7 @@ class Kind(enum.IntEnum):
     SEAT = 5
     GADGET = 6
     ODD = 7
+    NOTEBOOK = 8
 
 
 class Base(DeclarativeBase):
@@ -123,6 +126,16 @@ class Odd(Base):
     __tablename__ = "odds"
     id: Mapped[int] = mapped_column(primary_key=True)
     auditkeeper_rows: Mapped[str | None]
+
+
+@auditkeeper.audited(entity_type=Kind.NOTEBOOK, **VERBS)
+class Notebook(Base):
+    """JSON changed in place: tracked by ``MutableDict``, or flagged by hand."""
+
+    __tablename__ = "notebooks"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tracked: Mapped[dict[str, Any]] = mapped_column(MutableDict.as_mutable(JSON))
+    flagged: Mapped[Any] = mapped_column(JSON, nullable=True)
 
 
 @pytest.fixture
@@ -310,6 +323,31 @@ def test_a_parameter_named_like_the_inserts_leaves_the_row_to_the_flush(
         5,
         {"auditkeeper_rows": ["mine", "raw"]},
     )
+
+
+def test_json_changed_in_place_is_logged_against_its_stored_value(
+    engine: Engine, sessions, sent: list[str]
+):
+    """SQLAlchemy keeps no old value of JSON changed in place (``MutableDict``,
+    ``flag_modified``): the old one is read from the database before the flush."""
+    seed(sessions, Notebook(id=1, tracked={"k": 1}, flagged={"p": [1]}))
+    sent.clear()
+    with auditkeeper.acting_as(5):
+        with sessions() as s:
+            notebook = s.get(Notebook, 1)  # held: the session holds it weakly
+            notebook.tracked["k"] = 2
+            s.commit()
+        with sessions() as s:
+            notebook = s.get(Notebook, 1)
+            notebook.flagged["p"].append(2)
+            flag_modified(notebook, "flagged")
+            s.commit()
+    if is_postgresql(engine):
+        assert carried(sent) == ["UPDATE", "UPDATE"]
+    tracked, flagged = rows(engine)[-2:]
+    assert tracked.changed_objects["difference"] == {"tracked": [{"k": 1}, {"k": 2}]}
+    assert flagged.changed_objects["difference"] == {"flagged": [{"p": [1]}, {"p": [1, 2]}]}
+    assert flagged.changed_objects["previous"]["tracked"] == {"k": 2}
 
 
 def test_values_computed_as_the_statement_runs_leave_the_row_to_the_flush(
