@@ -113,6 +113,14 @@ def test_a_nul_jsonb_cannot_hold_is_refused_by_name(
 
 
 @POSTGRES_ONLY
+def test_a_nul_in_a_text_column_of_the_log_is_refused_by_name(crm: Crm, engine: Engine):
+    with engine.begin() as connection, pytest.raises(StoreError, match="text") as refused:
+        write_rows(connection, crm.keeper.table, [_row(user_email="a\x00b@example.com")])
+    assert "user_email holds the character U+0000" in str(refused.value)
+    assert _stored(crm, engine) == []
+
+
+@POSTGRES_ONLY
 def test_an_escaped_backslash_u0000_is_stored_as_text(crm: Crm, engine: Engine):
     """A backslash followed by ``u0000`` is text, not the character."""
     current = {"path": "C:\\u0000\\x"}

@@ -126,10 +126,11 @@ def _json_insert(
 
 
 def _refuse_nul(table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """PostgreSQL's ``jsonb`` cannot hold the character U+0000 (its ``json`` and the
-    application's JSON columns can): name the field that holds one, rather than leave
-    the database's "unsupported Unicode escape sequence". (The escape found may also be
-    a backslash and ``u0000`` in a text: then nothing is refused.)"""
+    """PostgreSQL's ``jsonb`` and ``text`` cannot hold the character U+0000 (its
+    ``json``, and so the application's JSON columns, can): name the field that holds
+    one, rather than leave the database's "unsupported Unicode escape sequence". (The
+    escape found may also be a backslash and ``u0000`` in a text: then nothing is
+    refused.)"""
     for row in rows:
         for name, value in row.items():
             path = _nul_path(value)
@@ -138,8 +139,9 @@ def _refuse_nul(table: Table, rows: Sequence[dict[str, Any]]) -> None:
                 raise StoreError(
                     f"cannot write the audit row of entity type {row.get('entity_type')}, "
                     f"record {record}, to {table.fullname}: {name}{path} holds the character "
-                    "U+0000, which PostgreSQL's jsonb cannot store; the change was not saved "
-                    "either. Exclude the column from the log, or keep U+0000 out of its values"
+                    "U+0000, which PostgreSQL cannot store in jsonb or text; the change was not "
+                    "saved either. Exclude the column from the log, or keep U+0000 out of its "
+                    "values"
                 )
 
 
