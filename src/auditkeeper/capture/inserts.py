@@ -8,11 +8,11 @@ value the application assigned reads alike in Python and in SQL
 (``sql_values.reads_alike``: a decimal at the column's scale, a datetime in the
 session's offset, and so on). So before a flush whose new rows are of one table and
 all read alike, that table is chosen (``choose``). Its INSERT statements then start with
-the table's announcement and ``FLUSH_INSERT`` (``prefix``), once the transaction has
-checked that the triggers are there and of this version, and has set the flush's time
-and its actor (trigger_state); the flush builds no row for them. Any other new row, or
-a table without its triggers, is logged by the flush as before (bench/README.md,
-seventh round).
+the table's announcement and ``FLUSH_INSERT`` (``flush_insert_prefix``), once the
+transaction has checked that the triggers are there and of this version, and has set
+the flush's time and its actor (trigger_state); the flush builds no row for them. Any
+other new row, or a table without its triggers, is logged by the flush as before
+(bench/README.md, seventh round).
 """
 
 from __future__ import annotations
@@ -25,19 +25,18 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Table
 from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Mapper, Session
-from sqlalchemy.orm.base import instance_state
+from sqlalchemy.orm import InstanceState, Mapper, Session
 from sqlalchemy.sql.schema import Column
 
 from ..model.sql_values import exact_twin, reads_alike
 from .context import current_actor
 from .plan import ClassPlan
-from .triggers import flush_insert_prefix, single_table, statement_trigger_names
+from .triggers import single_table, statement_trigger_names
 
 if TYPE_CHECKING:
     from .recorder import Recorder
 
-__all__ = ["announced", "choose", "chosen", "forget", "note_announced", "prefix", "stamp"]
+__all__ = ["announced", "choose", "chosen", "forget", "note_announced", "stamp"]
 
 _Test = Callable[[Any, dt.tzinfo | None], bool]
 
@@ -47,8 +46,8 @@ _announced: ContextVar[frozenset[Table]] = ContextVar("auditkeeper_announced", d
 _stamp: ContextVar[dt.datetime | None] = ContextVar("auditkeeper_flush_stamp", default=None)
 
 
-def choose(recorder: Recorder, session: Session) -> None:
-    """Before a flush: its time, and whether the statement trigger may log its new
+def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) -> None:
+    """Before a flush: its time, and whether the statement trigger may log its ``new``
     rows: when they are all of one audited table (so that the log keeps the flush's
     order, creations first, in the order the objects were added) and each value reads
     alike. Not when an actor is required and missing: the flush refuses that."""
@@ -59,7 +58,7 @@ def choose(recorder: Recorder, session: Session) -> None:
         return
     created = [
         (state, plan)
-        for state in map(instance_state, session.new)
+        for state in new
         if (plan := recorder.plan_for(state.mapper)) is not None and plan.create is not None
     ]
     mappers = {state.mapper for state, _ in created}
@@ -90,12 +89,6 @@ def chosen(table: Any) -> str | None:
     ``table``, or None when the flush logs them."""
     chosen = _chosen.get()
     return chosen[1] if chosen is not None and chosen[0] is table else None
-
-
-def prefix(table: Table, connection: Connection) -> str:
-    """What starts an INSERT of ``table`` that its statement trigger logs as the
-    flush's own rows (``flush_insert_prefix``)."""
-    return flush_insert_prefix(table, connection.dialect)
 
 
 def note_announced(table: Table) -> None:

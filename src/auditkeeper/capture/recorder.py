@@ -15,6 +15,7 @@ import itertools
 import threading
 import weakref
 from collections import defaultdict
+from collections.abc import Iterable
 from enum import IntEnum
 from typing import Any
 
@@ -127,26 +128,30 @@ class Recorder:
 
     def before_flush(self, session: Session, flush_context: UOWTransaction, instances: Any) -> None:
         flushing.set(True)
+        # The session builds these lists anew at each access: once per flush.
+        new = [instance_state(obj) for obj in session.new]
+        dirty = [instance_state(obj) for obj in session.dirty]
+        deleted = [instance_state(obj) for obj in session.deleted]
         stash: dict[InstanceState[Any], _Values] = {}
         to_load: dict[Mapper[Any], list[InstanceState[Any]]] = defaultdict(list)
-        for obj in itertools.chain(session.dirty, session.deleted):
-            state = instance_state(obj)
+        for state in itertools.chain(dirty, deleted):
             plan = self.plan_for(state.mapper)
             if plan is None:
                 continue
             saved = {c.key: state.dict[c.key] for c in plan.volatile if c.key in state.dict}
             committed = state.committed_state
+            changed = plan.keys & committed.keys()
             # An SQL expression the flush runs (``n = Model.n + 1``) is expired after
             # it, and its old value with it.
             saved.update(
                 (key, committed[key])
-                for key in plan.keys & committed.keys()
+                for key in changed
                 if committed[key] is not NO_VALUE and _is_sql(state.dict.get(key))
             )
             if saved:
                 stash[state] = saved
             if not plan.keys <= state.dict.keys() or any(
-                committed[key] is NO_VALUE for key in plan.keys & committed.keys()
+                committed[key] is NO_VALUE for key in changed
             ):
                 to_load[state.mapper].append(state)
         for mapper, states in to_load.items():
@@ -159,18 +164,19 @@ class Recorder:
                         {k: v for k, v in row.items() if k not in stash.get(state, {})}
                     )
         session.info[_STASH] = stash
-        session.info[_LINKS] = links = self._collect_links(session)
-        inserts.choose(self, session)
+        session.info[_LINKS] = links = self._collect_links(itertools.chain(dirty, new))
+        inserts.choose(self, session, new)
         carried.forget()
         if not links:
-            self._expect_carried(session, stash)
+            self._expect_carried(session, stash, new + dirty, deleted)
 
-    def _collect_links(self, session: Session) -> dict[InstanceState[Any], _Links]:
+    def _collect_links(
+        self, states: Iterable[InstanceState[Any]]
+    ) -> dict[InstanceState[Any], _Links]:
         """Many-to-many changes, read before the flush: both sides of a link are dirty
         now, while the flush itself visits only the side that writes the link row."""
         links: dict[InstanceState[Any], _Links] = {}
-        for obj in itertools.chain(session.dirty, session.new):
-            state = instance_state(obj)
+        for state in states:
             plan = self.plan_for(state.mapper)
             if plan is None or not plan.collections:
                 continue
@@ -252,11 +258,18 @@ class Recorder:
     def after_begin(self, session: Session, transaction: Any, connection: Connection) -> None:
         watch_engine(connection.engine)
 
-    def _expect_carried(self, session: Session, stash: dict[InstanceState[Any], _Values]) -> None:
+    def _expect_carried(
+        self,
+        session: Session,
+        stash: dict[InstanceState[Any], _Values],
+        saved: list[InstanceState[Any]],
+        deleted: list[InstanceState[Any]],
+    ) -> None:
         """Before a flush that updates or deletes one audited record, creates none and
         changes no link: let that record's statement carry its row (capture/carried.py),
-        where the row cannot differ from the one the flush would build after it."""
-        found = self._only_changed_record(session)
+        where the row cannot differ from the one the flush would build after it.
+        ``saved``: the flush's new and changed records; ``deleted``: its deletions."""
+        found = self._only_changed_record(saved, deleted)
         if found is None:
             return
         state, plan, is_update = found
@@ -306,16 +319,14 @@ class Recorder:
         carried.expect(carried.Expected(state, connection, table, is_update, where, build))
 
     def _only_changed_record(
-        self, session: Session
+        self, saved: list[InstanceState[Any]], deleted: list[InstanceState[Any]]
     ) -> tuple[InstanceState[Any], ClassPlan, bool] | None:
         """The one audited record a flush creates, updates or deletes, with its plan and
         whether it is an update (or a creation); None when there are several or none."""
         found = None
-        for obj, is_update in itertools.chain(
-            ((obj, True) for obj in itertools.chain(session.new, session.dirty)),
-            ((obj, False) for obj in session.deleted),
+        for state, is_update in itertools.chain(
+            ((state, True) for state in saved), ((state, False) for state in deleted)
         ):
-            state = instance_state(obj)
             plan = self.plan_for(state.mapper)
             if plan is None:
                 continue

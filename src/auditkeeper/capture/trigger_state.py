@@ -30,6 +30,7 @@ from ..model import values
 from ..store.writer import OWN_STATEMENT
 from . import carried, inserts
 from .context import actor_columns, current_actor
+from .triggers import flush_insert_prefix
 from .triggers.common import (
     ACTOR_SETTING,
     CAPTURE_SUFFIX,
@@ -198,7 +199,7 @@ def _mark_flushed(
         trigger = inserts.chosen(table) if context.isinsert else None
         if trigger is not None and _statement_trigger_ready(connection, cursor, table, trigger):
             inserts.note_announced(table)
-            return f"{inserts.prefix(table, connection)} {statement}", parameters
+            return f"{flush_insert_prefix(table, connection.dialect)} {statement}", parameters
         if not context.isinsert:
             statement, parameters = carried.carry(
                 connection, statement, parameters, context, executemany
