@@ -14,7 +14,18 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import JSON, DateTime, Engine, ForeignKey, Numeric, String, select, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Numeric,
+    String,
+    event,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.mutable import MutableDict
 from sqlalchemy.orm import (
@@ -546,21 +557,53 @@ def test_a_carried_row_that_cannot_be_written_fails_the_change(
 def test_another_records_statement_in_the_flush_carries_nothing(
     engine: Engine, sessions, sent: list[str]
 ):
-    """The flush changes one record (a collection of Ann's), yet its one statement is an
-    UPDATE of another row of the same table (Bob's key, set as the flush writes): the
-    statement is not Ann's, and Bob's row is the flush's own."""
+    """The flush changes one record (Ann: her score, and a collection), yet it sends two
+    UPDATEs of the same table: Ann's, and Bob's (his key to her, set as the flush
+    writes). Only Ann's statement carries her row; Bob's row is the flush's own."""
     seed(sessions, Player(id=1, name="Ann"), Player(id=2, name="Bob"))
     sent.clear()
     with auditkeeper.acting_as(5), sessions() as s:
         ann, bob = s.get(Player, 1), s.get(Player, 2)
+        ann.score = 7
         ann.mentees.append(bob)
         s.commit()
-    assert carried(sent) == []
-    (row,) = rows(engine)[2:]
-    assert (row.number_identifier, row.changed_objects["difference"]) == (
-        2,
-        {"mentor_id": [None, 1]},
-    )
+    updates = [s for s in sent if " UPDATE players SET " in f" {s}"]
+    assert len(updates) == 2
+    (ann_statement,) = [s for s in updates if "SET score=" in s]
+    (bob_statement,) = [s for s in updates if "SET mentor_id=" in s]
+    if is_postgresql(engine):
+        assert carried([ann_statement]) == ["UPDATE"] and carried([bob_statement]) == []
+    logged = {r.number_identifier: r.changed_objects["difference"] for r in rows(engine)[2:]}
+    assert logged == {1: {"score": [0, 7]}, 2: {"mentor_id": [None, 1]}}
+
+
+def test_a_statement_of_the_same_table_sent_first_does_not_take_the_row(
+    engine: Engine, sessions, sent: list[str]
+):
+    """An application's ``before_update`` hook updates another row of the table with
+    Core, inside the flush and before the record's own UPDATE: same table, same verb,
+    another key. The record's row rides on its own statement; the hook's change is
+    logged by the capture triggers."""
+
+    def touch_bob(mapper, connection, target) -> None:
+        table = Player.__table__
+        connection.execute(update(table).where(table.c.id == 2).values(score=5))
+
+    seed(sessions, Player(id=1, name="Ann"), Player(id=2, name="Bob"))
+    sent.clear()
+    event.listen(Player, "before_update", touch_bob)
+    try:
+        with auditkeeper.acting_as(5), sessions() as s:
+            s.get(Player, 1).score = 7
+            s.commit()
+    finally:
+        event.remove(Player, "before_update", touch_bob)
+    hook, ann = [s for s in sent if " UPDATE players SET score=" in f" {s}"]
+    assert "WHERE players.id = " in hook and "players_id" not in hook  # Core's bind name
+    if is_postgresql(engine):
+        assert carried([hook]) == [] and carried([ann]) == ["UPDATE"]
+    logged = {r.number_identifier: r.changed_objects["difference"] for r in rows(engine)[2:]}
+    assert logged == {1: {"score": [0, 7]}, 2: {"score": [0, 5]}}
 
 
 def test_a_nul_in_json_is_refused_by_name_on_postgresql(engine: Engine, sessions):

@@ -96,10 +96,10 @@ def _last(crm: Crm, engine: Engine) -> Any:
 # -- what lands in the row ------------------------------------------------------------------
 
 
-def test_acting_as_fills_every_actor_column(crm: Crm, engine: Engine, audited_sessions, users):
+def _alice_as_bob(users: Any, context: dict[str, Any]) -> Any:
+    """Every actor column set: Bob acting as Alice, in a tenant, with a reason."""
     alice, bob, _ = users
-    context = {"ip": "203.0.113.7", "request_id": "req-1", "nested": {"list": [1, "two", None]}}
-    with acting_as(
+    return acting_as(
         alice.id,
         email=alice.email,
         impersonator_user_id=bob.id,
@@ -107,7 +107,13 @@ def test_acting_as_fills_every_actor_column(crm: Crm, engine: Engine, audited_se
         tenant_id="tenant-a",
         reason="Support ticket #12345",
         context=context,
-    ) as actor:
+    )
+
+
+def test_acting_as_fills_every_actor_column(crm: Crm, engine: Engine, audited_sessions, users):
+    alice, bob, _ = users
+    context = {"ip": "203.0.113.7", "request_id": "req-1", "nested": {"list": [1, "two", None]}}
+    with _alice_as_bob(users, context) as actor:
         assert current_actor() is actor
         assert actor.is_impersonated is True
         assert actor.is_system is False
@@ -153,18 +159,7 @@ def test_every_write_path_records_every_actor_column(
     alice, bob, _ = users
     key = _add_business(audited_sessions, crm)
     context = {"ip": "203.0.113.7", "nested": {"list": [1, "two", None]}}
-    with (
-        acting_as(
-            alice.id,
-            email=alice.email,
-            impersonator_user_id=bob.id,
-            impersonator_email=bob.email,
-            tenant_id="tenant-a",
-            reason="Support ticket #12345",
-            context=context,
-        ),
-        audited_sessions() as session,
-    ):
+    with _alice_as_bob(users, context), audited_sessions() as session:
         WRITE_PATHS[write](session, crm, key)
         session.commit()
     row = _last(crm, engine)
