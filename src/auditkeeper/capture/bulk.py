@@ -28,7 +28,7 @@ from ..errors import CaptureError
 from .context import current_actor
 from .document import build_row
 from .plan import ClassPlan
-from .trigger_state import actor_to_announce, flushing, note_actor_set
+from .trigger_state import actor_to_announce, begin_on_autocommit, flushing, note_actor_set
 from .triggers import announcement, capture_triggers_enabled, statement_trigger_names
 
 if TYPE_CHECKING:
@@ -80,6 +80,7 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     elif _left_to_trigger(connection, mapper.local_table)[0]:
         return None  # SQLite's row triggers log each row as it changes, in SQL
     where = _criteria(state, plan)
+    begin_on_autocommit(connection)  # the rows read are the rows changed
     before = _read(connection, plan, where, lock=True)
     result = _invoke(state)
     if not before:

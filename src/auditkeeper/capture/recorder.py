@@ -47,6 +47,7 @@ from .events import add_annotation_rows, has_annotations
 from .plan import ClassPlan, build_plan
 from .trigger_state import (
     actor_setting_to_send,
+    commit_begun,
     flushing,
     marked_connections,
     note_actor_set,
@@ -342,7 +343,15 @@ class Recorder:
         statement per connection (one per flush, unless classes live in several databases).
 
         On SQLite, the rows the capture triggers left pending during the flush join them,
-        except those the flush logs itself (database cascades are the rest)."""
+        except those the flush logs itself (database cascades are the rest). On a
+        connection in AUTOCOMMIT, the transaction begun for the flush's changes commits
+        with their rows (capture/trigger_state.py)."""
+        self._write(session, rows_by_mapper)
+        commit_begun()
+
+    def _write(
+        self, session: Session, rows_by_mapper: dict[Mapper[Any], list[dict[str, Any]]]
+    ) -> None:
         by_connection: dict[Connection, list[dict[str, Any]]] = {}
         for mapper, rows in rows_by_mapper.items():
             connection = session.connection(bind_arguments={"mapper": mapper})

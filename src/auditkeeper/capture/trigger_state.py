@@ -12,10 +12,14 @@ On SQLite it also marks the statements of a flush or an audited bulk statement (
 row among the pending ones): the triggers then leave their rows pending, and
 ``take_pending`` hands the flush those it did not log itself. PostgreSQL needs no mark:
 its triggers run at commit and see the flush's rows.
+
+On a connection in AUTOCOMMIT it begins the transaction a change needs, and commits it
+once the change is logged (below, "AUTOCOMMIT connections").
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 import weakref
@@ -24,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, ExceptionContext
+from sqlalchemy.exc import DBAPIError
 
 from ..model import values
 from ..store.writer import OWN_STATEMENT
@@ -44,6 +49,8 @@ from .triggers.sqlite import MARK_SEQ, PENDING, STATE
 __all__ = [
     "actor_setting_to_send",
     "actor_to_announce",
+    "begin_on_autocommit",
+    "commit_begun",
     "flushing",
     "marked_connections",
     "note_actor_set",
@@ -57,6 +64,7 @@ flushing: ContextVar[bool] = ContextVar("auditkeeper_flushing", default=False)
 """True while a flush or an audited bulk statement runs: it logs its statements itself."""
 
 _marked: ContextVar[tuple[Connection, ...]] = ContextVar("auditkeeper_marked", default=())
+_begun: ContextVar[tuple[Connection, ...]] = ContextVar("auditkeeper_begun", default=())
 
 _SENT = "auditkeeper.actor_sent"
 _MARKED = "auditkeeper.flush_marked"
@@ -64,6 +72,9 @@ _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
 _INSERTS_READY = "auditkeeper.statement_inserts_ready"
+_BEGUN = "auditkeeper.begun_on_autocommit"
+_PER_TRANSACTION = (_SENT, _MARKED, _TRANSACTION, _LAST_ACTOR, _INSERTS_READY)
+"""What ``connection.info`` knows of the database transaction under way."""
 _READY = (
     "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
     "WHERE t.tgrelid = to_regclass(%s) AND t.tgname = %s AND t.tgenabled <> 'D' "
@@ -97,6 +108,9 @@ BEGIN
 END
 $auditkeeper$"""
 _READ_ONLY = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
+_CHANGES = ("INSERT", "UPDATE", "DELETE", "MERGE")
+"""The statements a transaction is begun for on an AUTOCOMMIT connection; not DDL, nor
+VACUUM, which refuses to run in one."""
 
 
 _watched: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -113,6 +127,9 @@ def watch_engine(engine: Engine) -> None:
         event.listen(engine, "before_cursor_execute", _before_execute)
         event.listen(engine, "rollback_savepoint", _forget)
         event.listen(engine, "commit", _before_commit)
+        event.listen(engine, "after_cursor_execute", _after_execute)
+        event.listen(engine, "handle_error", _on_error)
+        event.listen(engine, "rollback", _before_rollback)
         if engine.dialect.name == "postgresql":
             event.listen(engine, "before_cursor_execute", _mark_flushed, retval=True)
 
@@ -124,6 +141,9 @@ def unwatch_engine(engine: Engine) -> None:
         event.remove(engine, "before_cursor_execute", _before_execute)
         event.remove(engine, "rollback_savepoint", _forget)
         event.remove(engine, "commit", _before_commit)
+        event.remove(engine, "after_cursor_execute", _after_execute)
+        event.remove(engine, "handle_error", _on_error)
+        event.remove(engine, "rollback", _before_rollback)
     if event.contains(engine, "before_cursor_execute", _mark_flushed):
         event.remove(engine, "before_cursor_execute", _mark_flushed)
 
@@ -279,10 +299,17 @@ def _before_execute(
         return
     transaction = connection.get_transaction()
     if transaction is None:
-        return  # autocommit: a transaction-local setting would not outlive the statement
+        return
     sqlite = connection.dialect.name == "sqlite"
     if sqlite and not _has_state(connection, cursor):
         return
+    if (
+        _BEGUN not in connection.info
+        and context is not None
+        and (not context.is_text or statement.lstrip()[:6].upper().startswith(_CHANGES))
+        and _idle_in_autocommit(connection)
+    ):
+        _begin(connection, cursor, until_logged=flushing.get())
     actor = current_actor()
     if not sqlite:
         _log_pending_of_another_actor(connection, cursor, transaction, actor)
@@ -383,6 +410,13 @@ def _has_state(connection: Connection, cursor: Any) -> bool:
 
 
 def _before_commit(connection: Connection) -> None:
+    if _BEGUN in connection.info:
+        _end_begun(connection, commit=True)
+    else:
+        _forget_sqlite_actor(connection)
+
+
+def _forget_sqlite_actor(connection: Connection) -> None:
     """SQLite: the actor must not outlive the transaction: another program's raw SQL
     would be logged in this user's name."""
     sent = connection.info.pop(_SENT, None)
@@ -392,6 +426,125 @@ def _before_commit(connection: Connection) -> None:
             cursor.execute(_SQLITE_SET, (None,))
         finally:
             cursor.close()
+
+
+# -- AUTOCOMMIT connections ---------------------------------------------------------
+#
+# On a connection in AUTOCOMMIT each statement commits alone: a flush's change would
+# commit before its audit row (PostgreSQL's check at commit would then log it a second
+# time, without the actor), and a transaction-local actor would die with the statement
+# that set it. So a change on such a connection runs in a transaction auditkeeper
+# begins just before it and commits as soon as the change is logged: a raw statement
+# right after it, a flush or an audited bulk statement after its audit rows
+# (``commit_begun``). Statements that are not changes (SELECT, VACUUM, DDL run as text)
+# stay outside, as the application asked.
+
+
+def begin_on_autocommit(connection: Connection) -> None:
+    """Begin the transaction of a flush or an audited bulk statement now, if
+    ``connection`` is in AUTOCOMMIT, rather than at its first change: reads made for
+    its log (old values, locks) then belong to it. ``commit_begun`` ends it."""
+    if _BEGUN not in connection.info and _idle_in_autocommit(connection):
+        cursor = connection.connection.cursor()
+        try:
+            _begin(connection, cursor, until_logged=True)
+        finally:
+            cursor.close()
+
+
+def commit_begun() -> None:
+    """Commit the transactions begun for the flush or bulk statement that just wrote
+    its audit rows (nothing on a connection that is not in AUTOCOMMIT)."""
+    begun = _begun.get()
+    if begun:
+        _begun.set(())
+        for connection in begun:
+            if not connection.closed and connection.info.get(_BEGUN) is True:
+                _end_begun(connection, commit=True)
+
+
+def _idle_in_autocommit(connection: Connection) -> bool:
+    """Whether ``connection`` commits each statement alone, and no transaction is
+    open on it: its driver's AUTOCOMMIT (SQLAlchemy's ``isolation_level``), asked of
+    the driver, since a connection's execution options can change it."""
+    dbapi: Any = connection.connection.dbapi_connection
+    if connection.dialect.name == "sqlite":
+        return getattr(dbapi, "isolation_level", "") is None and not getattr(
+            dbapi, "in_transaction", False
+        )
+    if getattr(dbapi, "autocommit", False) is not True:
+        return False
+    status = getattr(getattr(dbapi, "info", None), "transaction_status", None)  # psycopg 3
+    if status is None and hasattr(dbapi, "get_transaction_status"):  # psycopg2
+        status = dbapi.get_transaction_status()
+    return status in (None, 0)  # 0: idle, in libpq's terms
+
+
+def _begin(connection: Connection, cursor: Any, *, until_logged: bool) -> None:
+    """``until_logged``: the transaction ends at ``commit_begun`` (a flush's, a bulk
+    statement's), not after the statement about to run."""
+    for key in _PER_TRANSACTION:  # all of it was about transactions already committed
+        connection.info.pop(key, None)
+    cursor.execute("BEGIN")
+    connection.info[_BEGUN] = until_logged
+    if until_logged:
+        _begun.set((*_begun.get(), connection))
+
+
+def _end_begun(connection: Connection, *, commit: bool) -> None:
+    del connection.info[_BEGUN]
+    if commit:
+        _forget_sqlite_actor(connection)
+    cursor = connection.connection.cursor()
+    try:
+        statement = "COMMIT" if commit else "ROLLBACK"
+        try:
+            cursor.execute(statement)
+        except connection.dialect.loaded_dbapi.Error as error:
+            # As SQLAlchemy raises a failed COMMIT (the check at commit refusing).
+            raise DBAPIError.instance(
+                statement, None, error, connection.dialect.loaded_dbapi.Error
+            ) from error
+    finally:
+        cursor.close()
+        for key in _PER_TRANSACTION:
+            connection.info.pop(key, None)
+
+
+def _after_execute(
+    connection: Connection,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> None:
+    """A change outside a flush, in the transaction begun for it: logged, committed."""
+    if connection.info.get(_BEGUN) is False:
+        _end_begun(connection, commit=True)
+
+
+def _on_error(context: ExceptionContext) -> None:
+    """A failed statement ends the transaction begun for it, or for its flush: in
+    AUTOCOMMIT nobody else would roll it back."""
+    connection = context.connection
+    if (
+        connection is not None
+        and not context.is_disconnect
+        and not connection.closed
+        and _BEGUN in connection.info
+    ):
+        # The statement's own error is the one to raise; a connection that cannot
+        # even roll back is one SQLAlchemy is about to discard.
+        with contextlib.suppress(DBAPIError):
+            _end_begun(connection, commit=False)
+
+
+def _before_rollback(connection: Connection) -> None:
+    """A failed flush's rollback: in AUTOCOMMIT the driver's own rollback may send
+    nothing (psycopg2), so the transaction begun for the flush is rolled back here."""
+    if _BEGUN in connection.info:
+        _end_begun(connection, commit=False)
 
 
 def _forget(connection: Connection, name: Any, context: Any) -> None:

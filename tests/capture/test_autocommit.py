@@ -1,0 +1,259 @@
+"""A connection in AUTOCOMMIT commits each statement alone. A change made there still
+commits with its audit row, once, in the actor's name (capture/trigger_state.py): a
+flush or an audited bulk statement in one transaction begun for it and committed with
+its rows, a raw change in one of its own. What is not a change stays outside."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, event, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+import auditkeeper
+from auditkeeper.demo.crm import AuditLogActions, Crm
+from auditkeeper.errors import StoreError
+from tests._support import entries
+
+ANN = 1
+"""The first of the ``users`` fixture's people, who acts in these tests."""
+
+
+@pytest.fixture
+def autocommit(engine: Engine, users: list[Any]) -> Engine:
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture
+def sessions(crm: Crm, autocommit: Engine) -> Iterator[sessionmaker[Session]]:
+    factory = sessionmaker(autocommit, expire_on_commit=False)
+    installation = crm.keeper.install(factory)
+    yield factory
+    installation.uninstall()
+
+
+def seed(crm: Crm, engine: Engine, *names: str) -> None:
+    with Session(engine) as session:
+        session.add_all(crm.Business(id=n, name=name) for n, name in enumerate(names, 1))
+        session.commit()
+
+
+def refuse_audit_rows_of(engine: Engine, record: int) -> None:
+    """From now on the log refuses any row about business ``record``."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            connection.exec_driver_sql(
+                "CREATE TRIGGER refuse_record BEFORE INSERT ON audit_log "
+                f"WHEN NEW.number_identifier = {record} "
+                "BEGIN SELECT RAISE(ABORT, 'log refuses the record'); END"
+            )
+        else:
+            connection.exec_driver_sql(
+                "ALTER TABLE audit_log ADD CONSTRAINT refuse_record "
+                f"CHECK (number_identifier <> {record}) NOT VALID"
+            )
+
+
+def names(crm: Crm, engine: Engine) -> list[str]:
+    with Session(engine) as session:
+        return list(session.scalars(select(crm.Business.name).order_by(crm.Business.id)))
+
+
+def test_each_change_of_a_flush_is_logged_once_in_the_actors_name(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """Two records changed in one flush (on PostgreSQL each UPDATE used to commit
+    before its row, and its check at commit logged it again without the actor)."""
+    seed(crm, engine, "A", "B")
+    with auditkeeper.acting_as(ANN, email="ann@example.com"), sessions() as session:
+        a, b = session.get(crm.Business, 1), session.get(crm.Business, 2)
+        a.name, b.name = "A2", "B2"
+        session.flush()
+        a.name = "A3"  # a one-record flush
+        session.commit()
+    logged = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [(e.number_identifier, e.changed_objects["difference"]) for e in logged] == [
+        (1, {"name": ["A", "A2"]}),
+        (2, {"name": ["B", "B2"]}),
+        (1, {"name": ["A2", "A3"]}),
+    ]
+    assert {(e.user_id, e.user_email, e.context) for e in logged} == {
+        (ANN, "ann@example.com", None)
+    }
+    # Each flush was a transaction of its own, as AUTOCOMMIT makes each statement.
+    assert logged[0].transaction_id == logged[1].transaction_id != logged[2].transaction_id
+
+
+def test_a_flush_is_committed_when_it_returns(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """What AUTOCOMMIT promises: a session closed without commit() keeps its flushes."""
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        session.add(crm.Business(id=1, name="Kept"))
+        session.flush()
+    assert names(crm, engine) == ["Kept"]
+    assert [e.number_identifier for e in entries(crm, engine)] == [1]
+
+
+def test_a_change_whose_row_is_refused_is_not_stored(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """Fail closed: the log refuses the second record's row, and the flush's changes,
+    committed alone before, are rolled back with it; the connection works on."""
+    seed(crm, engine, "A", "B")
+    refuse_audit_rows_of(engine, 2)
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        a, b = session.get(crm.Business, 1), session.get(crm.Business, 2)
+        a.name, b.name = "A2", "B2"
+        with pytest.raises(StoreError, match="refuse"):
+            session.flush()
+        session.rollback()
+        session.get(crm.Business, 1).name = "A3"
+        session.commit()
+    assert names(crm, engine) == ["A3", "B"]
+    updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [e.changed_objects["difference"] for e in updates] == [{"name": ["A", "A3"]}]
+
+
+def test_a_flush_failing_midway_leaves_nothing(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """The flush's second statement (the lead's INSERT) breaks a foreign key: the
+    first (the business's), committed alone before, is rolled back with it, and no row
+    of either is logged."""
+    seed(crm, engine, "A")
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        session.add_all([crm.Business(id=2, name="New"), crm.Lead(name="L", business_id=99)])
+        with pytest.raises(IntegrityError):
+            session.flush()
+        session.rollback()
+    assert names(crm, engine) == ["A"]
+    assert [e.number_identifier for e in entries(crm, engine)] == [1]
+
+
+def test_raw_sql_is_logged_in_the_actors_name_and_the_actor_does_not_linger(
+    crm: Crm, engine: Engine, autocommit: Engine, sessions: sessionmaker[Session]
+):
+    seed(crm, engine, "A", "B")
+    with auditkeeper.acting_as(ANN, email="ann@example.com"), sessions() as session:
+        session.execute(text("UPDATE businesses SET name = 'A2' WHERE id = 1"))
+        session.execute(text("UPDATE businesses SET name = 'B2' WHERE id = 2"))
+    # Later raw SQL in nobody's name, on a connection that was not told who acts.
+    with autocommit.connect() as connection:
+        connection.execute(text("UPDATE businesses SET name = 'A3' WHERE id = 1"))
+    logged = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [(e.number_identifier, e.user_id, e.user_email) for e in logged] == [
+        (1, ANN, "ann@example.com"),
+        (2, ANN, "ann@example.com"),
+        (1, None, None),
+    ]
+    assert logged[0].transaction_id != logged[1].transaction_id
+
+
+def test_a_failed_raw_change_is_rolled_back_and_the_connection_works_on(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    seed(crm, engine, "A", "B")
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        with pytest.raises(IntegrityError):
+            session.execute(text("UPDATE businesses SET id = 2 WHERE id = 1"))
+        session.execute(text("UPDATE businesses SET name = 'B2' WHERE id = 2"))
+    assert names(crm, engine) == ["A", "B2"]
+    updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [(e.number_identifier, e.user_id) for e in updates] == [(2, ANN)]
+
+
+def test_a_bulk_statement_is_logged_in_the_actors_name(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    seed(crm, engine, "A", "B")
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        session.execute(update(crm.Business).values(is_active=False))
+        session.execute(update(crm.Business), [{"id": 1, "name": "A2"}, {"id": 2, "name": "B2"}])
+    logged = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert sorted(
+        (e.number_identifier, tuple(e.changed_objects["difference"])) for e in logged
+    ) == [(1, ("is_active",)), (1, ("name",)), (2, ("is_active",)), (2, ("name",))]
+    assert {e.user_id for e in logged} == {ANN}
+
+
+def test_what_is_not_a_change_runs_outside_any_transaction(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """VACUUM refuses to run inside a transaction: auditkeeper begins none for it."""
+    seed(crm, engine, "A")
+    sent: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        sent.append(statement)
+
+    with sessions() as session:
+        connection = session.connection()
+        event.listen(connection, "before_cursor_execute", record)
+        session.execute(text("VACUUM"))
+        assert session.scalars(select(crm.Business.name)).all() == ["A"]
+        event.remove(connection, "before_cursor_execute", record)
+    assert len(sent) == 2  # nothing sent but the two statements
+    assert len(entries(crm, engine)) == 1
+
+
+def test_a_transaction_of_the_applications_own_is_left_to_it(
+    crm: Crm, engine: Engine, autocommit: Engine, sessions: sessionmaker[Session]
+):
+    """A BEGIN the application sends itself on an AUTOCOMMIT connection: its changes
+    and their rows commit at its COMMIT, not before."""
+    seed(crm, engine, "A", "B")
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        session.execute(text("BEGIN"))
+        session.execute(text("UPDATE businesses SET name = 'A2' WHERE id = 1"))
+        a = session.get(crm.Business, 2)
+        a.name = "B2"
+        session.flush()
+        with engine.connect() as other:  # nothing is visible outside yet
+            assert other.scalars(text("SELECT name FROM businesses ORDER BY id")).all() == [
+                "A",
+                "B",
+            ]
+        session.execute(text("COMMIT"))
+    assert names(crm, engine) == ["A2", "B2"]
+    updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    # The raw change is logged by its trigger at commit, after the flush's row.
+    assert sorted((e.number_identifier, e.user_id) for e in updates) == [(1, ANN), (2, ANN)]
+
+
+def test_an_async_session_in_autocommit(crm: Crm, engine: Engine, database: Any, users: list[Any]):
+    """The same through SQLAlchemy's asyncio extension (psycopg's and aiosqlite's
+    connections as SQLAlchemy adapts them)."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    seed(crm, engine, "A", "B")
+
+    async def scenario() -> None:
+        async_engine = create_async_engine(
+            database.async_url(), connect_args=database.connect_args, isolation_level="AUTOCOMMIT"
+        )
+        factory = async_sessionmaker(async_engine, expire_on_commit=False)
+        installation = crm.keeper.install(factory)
+        try:
+            with auditkeeper.acting_as(ANN):
+                async with factory() as session:
+                    a = await session.get(crm.Business, 1)
+                    b = await session.get(crm.Business, 2)
+                    assert a is not None and b is not None
+                    a.name, b.name = "A2", "B2"
+                    await session.flush()
+        finally:
+            installation.uninstall()
+            await async_engine.dispose()
+
+    asyncio.run(scenario())
+    assert names(crm, engine) == ["A2", "B2"]
+    updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [(e.number_identifier, e.user_id, e.context) for e in updates] == [
+        (1, ANN, None),
+        (2, ANN, None),
+    ]
