@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -250,4 +250,41 @@ def test_an_async_session_in_autocommit(crm: Crm, engine: Engine, database: Any,
     assert [(e.number_identifier, e.user_id, e.context) for e in updates] == [
         (1, ANN, None),
         (2, ANN, None),
+    ]
+
+
+def test_changes_that_return_rows(
+    crm: Crm, engine: Engine, database: Any, sessions: sessionmaker[Session]
+):
+    """RETURNING rows are read after the statement's hooks, and SQLite cannot commit
+    before they are: the statement still runs, and is logged in the actor's name, and
+    the actor does not outlive it."""
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        raw = session.execute(
+            text("INSERT INTO businesses (id, name, is_active) VALUES (1, 'A', true) RETURNING id")
+        )
+        assert raw.scalars().all() == [1]
+        bulk = session.execute(
+            insert(crm.Business).returning(crm.Business.id),
+            [{"id": 2, "name": "B"}, {"id": 3, "name": "C"}],
+        )
+        assert sorted(bulk.scalars()) == [2, 3]
+        changed = session.execute(
+            update(crm.Business)
+            .where(crm.Business.id == 1)
+            .values(name="A2")
+            .returning(crm.Business.name)
+        )
+        assert changed.scalars().all() == ["A2"]
+    other = database.engine()  # another program, which tells the triggers nothing
+    with other.begin() as connection:
+        connection.execute(text("UPDATE businesses SET name = 'B2' WHERE id = 2"))
+    other.dispose()
+    assert names(crm, engine) == ["A2", "B2", "C"]
+    assert sorted((e.action, e.number_identifier, e.user_id) for e in entries(crm, engine)) == [
+        (AuditLogActions.BUSINESS_CREATE, 1, ANN),
+        (AuditLogActions.BUSINESS_CREATE, 2, ANN),
+        (AuditLogActions.BUSINESS_CREATE, 3, ANN),
+        (AuditLogActions.BUSINESS_UPDATE, 1, ANN),
+        (AuditLogActions.BUSINESS_UPDATE, 2, None),
     ]

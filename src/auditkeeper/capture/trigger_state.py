@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import uuid
 import weakref
 from contextvars import ContextVar
@@ -72,7 +73,7 @@ _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
 _INSERTS_READY = "auditkeeper.statement_inserts_ready"
-_BEGUN = "auditkeeper.begun_on_autocommit"
+_SCOPE = "auditkeeper.autocommit_scope"
 _PER_TRANSACTION = (_SENT, _MARKED, _TRANSACTION, _LAST_ACTOR, _INSERTS_READY)
 """What ``connection.info`` knows of the database transaction under way."""
 _READY = (
@@ -111,6 +112,7 @@ _READ_ONLY = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "BEGIN", "COMMIT", 
 _CHANGES = ("INSERT", "UPDATE", "DELETE", "MERGE")
 """The statements a transaction is begun for on an AUTOCOMMIT connection; not DDL, nor
 VACUUM, which refuses to run in one."""
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
 _watched: weakref.WeakSet[Engine] = weakref.WeakSet()
@@ -303,13 +305,7 @@ def _before_execute(
     sqlite = connection.dialect.name == "sqlite"
     if sqlite and not _has_state(connection, cursor):
         return
-    if (
-        _BEGUN not in connection.info
-        and context is not None
-        and (not context.is_text or statement.lstrip()[:6].upper().startswith(_CHANGES))
-        and _idle_in_autocommit(connection)
-    ):
-        _begin(connection, cursor, until_logged=flushing.get())
+    _before_change_on_autocommit(connection, cursor, statement, context)
     actor = current_actor()
     if not sqlite:
         _log_pending_of_another_actor(connection, cursor, transaction, actor)
@@ -410,8 +406,8 @@ def _has_state(connection: Connection, cursor: Any) -> bool:
 
 
 def _before_commit(connection: Connection) -> None:
-    if _BEGUN in connection.info:
-        _end_begun(connection, commit=True)
+    if _SCOPE in connection.info:
+        _end(connection, commit=True)
     else:
         _forget_sqlite_actor(connection)
 
@@ -432,22 +428,35 @@ def _forget_sqlite_actor(connection: Connection) -> None:
 #
 # On a connection in AUTOCOMMIT each statement commits alone: a flush's change would
 # commit before its audit row (PostgreSQL's check at commit would then log it a second
-# time, without the actor), and a transaction-local actor would die with the statement
-# that set it. So a change on such a connection runs in a transaction auditkeeper
-# begins just before it and commits as soon as the change is logged: a raw statement
-# right after it, a flush or an audited bulk statement after its audit rows
-# (``commit_begun``). Statements that are not changes (SELECT, VACUUM, DDL run as text)
-# stay outside, as the application asked.
+# time, without the actor), and the actor told to the triggers would outlive, or die
+# with, the statement that told it. So a change on such a connection runs in a
+# transaction auditkeeper begins just before it and commits as soon as the change is
+# logged: a flush or an audited bulk statement after its audit rows (``commit_begun``),
+# a raw statement right after it. Statements that are not changes (SELECT, VACUUM, DDL
+# run as text) stay outside, as the application asked.
+#
+# One exception: SQLite cannot commit while a statement's RETURNING rows are still to
+# be read, and they are read after the statement's hooks. Its changes (and its triggers'
+# rows) are all made when it runs, though, and its capture triggers run inside it; so
+# such a statement runs alone, as sent, and the actor told for it is taken back right
+# after it (``_ALONE``).
+
+_FLUSH = "flush"
+"""A transaction begun for a flush or an audited bulk statement: ``commit_begun``."""
+_STATEMENT = "statement"
+"""A transaction begun for one raw change: committed after it."""
+_ALONE = "alone"
+"""SQLite, a change that returns rows: no transaction, its actor taken back after it."""
 
 
 def begin_on_autocommit(connection: Connection) -> None:
     """Begin the transaction of a flush or an audited bulk statement now, if
     ``connection`` is in AUTOCOMMIT, rather than at its first change: reads made for
     its log (old values, locks) then belong to it. ``commit_begun`` ends it."""
-    if _BEGUN not in connection.info and _idle_in_autocommit(connection):
+    if _SCOPE not in connection.info and _idle_in_autocommit(connection):
         cursor = connection.connection.cursor()
         try:
-            _begin(connection, cursor, until_logged=True)
+            _begin(connection, cursor, _FLUSH)
         finally:
             cursor.close()
 
@@ -459,8 +468,28 @@ def commit_begun() -> None:
     if begun:
         _begun.set(())
         for connection in begun:
-            if not connection.closed and connection.info.get(_BEGUN) is True:
-                _end_begun(connection, commit=True)
+            if not connection.closed and connection.info.get(_SCOPE) == _FLUSH:
+                _end(connection, commit=True)
+
+
+def _before_change_on_autocommit(
+    connection: Connection, cursor: Any, statement: str, context: Any
+) -> None:
+    """``_before_execute``, for a statement that may change data."""
+    if (
+        _SCOPE in connection.info
+        or context is None
+        or (context.is_text and not statement.lstrip()[:6].upper().startswith(_CHANGES))
+        or not _idle_in_autocommit(connection)
+    ):
+        return
+    if flushing.get():
+        _begin(connection, cursor, _FLUSH)
+    elif connection.dialect.name == "sqlite" and _returns_rows(statement, context):
+        _forget_transaction(connection)
+        connection.info[_SCOPE] = _ALONE
+    else:
+        _begin(connection, cursor, _STATEMENT)
 
 
 def _idle_in_autocommit(connection: Connection) -> bool:
@@ -480,35 +509,50 @@ def _idle_in_autocommit(connection: Connection) -> bool:
     return status in (None, 0)  # 0: idle, in libpq's terms
 
 
-def _begin(connection: Connection, cursor: Any, *, until_logged: bool) -> None:
-    """``until_logged``: the transaction ends at ``commit_begun`` (a flush's, a bulk
-    statement's), not after the statement about to run."""
-    for key in _PER_TRANSACTION:  # all of it was about transactions already committed
-        connection.info.pop(key, None)
+def _returns_rows(statement: str, context: Any) -> bool:
+    compiled = context.compiled
+    if compiled is not None and not context.is_text:
+        return bool(getattr(compiled, "effective_returning", None))
+    return _RETURNING.search(statement) is not None
+
+
+def _begin(connection: Connection, cursor: Any, scope: str) -> None:
+    _forget_transaction(connection)  # all it knew was of transactions already committed
     cursor.execute("BEGIN")
-    connection.info[_BEGUN] = until_logged
-    if until_logged:
+    connection.info[_SCOPE] = scope
+    if scope == _FLUSH:
         _begun.set((*_begun.get(), connection))
 
 
-def _end_begun(connection: Connection, *, commit: bool) -> None:
-    del connection.info[_BEGUN]
-    if commit:
-        _forget_sqlite_actor(connection)
+def _end(connection: Connection, *, commit: bool) -> None:
+    """End what was begun for a change on ``connection``: commit it (or roll it back)
+    and forget the actor told for it."""
+    scope = connection.info.pop(_SCOPE)
+    try:
+        if commit or scope == _ALONE:
+            _forget_sqlite_actor(connection)
+        if scope != _ALONE:
+            _send_end(connection, "COMMIT" if commit else "ROLLBACK")
+    finally:
+        _forget_transaction(connection)
+
+
+def _send_end(connection: Connection, statement: str) -> None:
     cursor = connection.connection.cursor()
     try:
-        statement = "COMMIT" if commit else "ROLLBACK"
-        try:
-            cursor.execute(statement)
-        except connection.dialect.loaded_dbapi.Error as error:
-            # As SQLAlchemy raises a failed COMMIT (the check at commit refusing).
-            raise DBAPIError.instance(
-                statement, None, error, connection.dialect.loaded_dbapi.Error
-            ) from error
+        cursor.execute(statement)
+    except connection.dialect.loaded_dbapi.Error as error:
+        # As SQLAlchemy raises a failed COMMIT (the check at commit refusing).
+        raise DBAPIError.instance(
+            statement, None, error, connection.dialect.loaded_dbapi.Error
+        ) from error
     finally:
         cursor.close()
-        for key in _PER_TRANSACTION:
-            connection.info.pop(key, None)
+
+
+def _forget_transaction(connection: Connection) -> None:
+    for key in _PER_TRANSACTION:
+        connection.info.pop(key, None)
 
 
 def _after_execute(
@@ -519,9 +563,9 @@ def _after_execute(
     context: Any,
     executemany: bool,
 ) -> None:
-    """A change outside a flush, in the transaction begun for it: logged, committed."""
-    if connection.info.get(_BEGUN) is False:
-        _end_begun(connection, commit=True)
+    """A raw change on an AUTOCOMMIT connection, logged: commit it."""
+    if connection.info.get(_SCOPE) in (_STATEMENT, _ALONE):
+        _end(connection, commit=True)
 
 
 def _on_error(context: ExceptionContext) -> None:
@@ -532,19 +576,19 @@ def _on_error(context: ExceptionContext) -> None:
         connection is not None
         and not context.is_disconnect
         and not connection.closed
-        and _BEGUN in connection.info
+        and _SCOPE in connection.info
     ):
         # The statement's own error is the one to raise; a connection that cannot
         # even roll back is one SQLAlchemy is about to discard.
         with contextlib.suppress(DBAPIError):
-            _end_begun(connection, commit=False)
+            _end(connection, commit=False)
 
 
 def _before_rollback(connection: Connection) -> None:
     """A failed flush's rollback: in AUTOCOMMIT the driver's own rollback may send
     nothing (psycopg2), so the transaction begun for the flush is rolled back here."""
-    if _BEGUN in connection.info:
-        _end_begun(connection, commit=False)
+    if _SCOPE in connection.info:
+        _end(connection, commit=False)
 
 
 def _forget(connection: Connection, name: Any, context: Any) -> None:
