@@ -288,3 +288,36 @@ def test_changes_that_return_rows(
         (AuditLogActions.BUSINESS_UPDATE, 1, ANN),
         (AuditLogActions.BUSINESS_UPDATE, 2, None),
     ]
+
+
+def test_an_async_transaction_of_the_applications_own_is_left_to_it(
+    crm: Crm, engine: Engine, database: Any, users: list[Any]
+):
+    """aiosqlite's and psycopg's async connections tell that a transaction is open as
+    their sync counterparts do."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    seed(crm, engine, "A")
+
+    async def scenario() -> None:
+        async_engine = create_async_engine(
+            database.async_url(), connect_args=database.connect_args, isolation_level="AUTOCOMMIT"
+        )
+        factory = async_sessionmaker(async_engine, expire_on_commit=False)
+        installation = crm.keeper.install(factory)
+        try:
+            with auditkeeper.acting_as(ANN):
+                async with factory() as session:
+                    await session.execute(text("BEGIN"))
+                    business = await session.get(crm.Business, 1)
+                    assert business is not None
+                    business.name = "A2"
+                    await session.flush()
+                    await session.execute(text("ROLLBACK"))
+        finally:
+            installation.uninstall()
+            await async_engine.dispose()
+
+    asyncio.run(scenario())
+    assert names(crm, engine) == ["A"]
+    assert [e.action for e in entries(crm, engine)] == [AuditLogActions.BUSINESS_CREATE]

@@ -494,18 +494,19 @@ def _before_change_on_autocommit(
 
 def _idle_in_autocommit(connection: Connection) -> bool:
     """Whether ``connection`` commits each statement alone, and no transaction is
-    open on it: its driver's AUTOCOMMIT (SQLAlchemy's ``isolation_level``), asked of
-    the driver, since a connection's execution options can change it."""
-    dbapi: Any = connection.connection.dbapi_connection
+    open on it: asked of the driver (SQLAlchemy's ``isolation_level`` sets its
+    AUTOCOMMIT, and execution options can change it per connection)."""
+    adapted: Any = connection.connection.dbapi_connection  # what SQLAlchemy adapts
+    driver: Any = connection.connection.driver_connection  # sqlite3, aiosqlite, psycopg
     if connection.dialect.name == "sqlite":
-        return getattr(dbapi, "isolation_level", "") is None and not getattr(
-            dbapi, "in_transaction", False
+        return getattr(adapted, "isolation_level", "") is None and not getattr(
+            driver, "in_transaction", False
         )
-    if getattr(dbapi, "autocommit", False) is not True:
+    if getattr(adapted, "autocommit", False) is not True:
         return False
-    status = getattr(getattr(dbapi, "info", None), "transaction_status", None)  # psycopg 3
-    if status is None and hasattr(dbapi, "get_transaction_status"):  # psycopg2
-        status = dbapi.get_transaction_status()
+    status = getattr(getattr(driver, "info", None), "transaction_status", None)  # psycopg 3
+    if status is None and hasattr(adapted, "get_transaction_status"):  # psycopg2
+        status = adapted.get_transaction_status()
     return status in (None, 0)  # 0: idle, in libpq's terms
 
 
