@@ -321,3 +321,45 @@ def test_an_async_transaction_of_the_applications_own_is_left_to_it(
     asyncio.run(scenario())
     assert names(crm, engine) == ["A"]
     assert [e.action for e in entries(crm, engine)] == [AuditLogActions.BUSINESS_CREATE]
+
+
+def drop_capture_triggers(engine: Engine, table: str) -> None:
+    """As in a database whose triggers were never installed: the bulk path reads the
+    rows and logs them from Python."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            found = connection.exec_driver_sql(
+                f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{table}'"
+            )
+            for (name,) in found.all():
+                connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        else:
+            found = connection.exec_driver_sql(
+                f"SELECT tgname FROM pg_trigger WHERE tgrelid = '{table}'::regclass "
+                "AND NOT tgisinternal"
+            )
+            for (name,) in found.all():
+                connection.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
+
+
+def test_a_bulk_statement_logged_from_python_is_all_or_nothing(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """Without capture triggers the bulk path reads the rows, runs the statement and
+    writes their rows: one transaction, so a refused row takes the change back."""
+    seed(crm, engine, "A", "B")
+    drop_capture_triggers(engine, "businesses")
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        session.execute(update(crm.Business).where(crm.Business.id == 1).values(name="A2"))
+    refuse_audit_rows_of(engine, 2)
+    with (
+        auditkeeper.acting_as(ANN),
+        sessions() as session,
+        pytest.raises(StoreError, match="refuse"),
+    ):
+        session.execute(update(crm.Business).values(name="all"))
+    assert names(crm, engine) == ["A2", "B"]
+    updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [(e.number_identifier, e.user_id, e.difference) for e in updates] == [
+        (1, ANN, {"name": ["A", "A2"]})
+    ]
