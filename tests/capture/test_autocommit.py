@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import Engine, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -363,3 +363,26 @@ def test_a_bulk_statement_logged_from_python_is_all_or_nothing(
     assert [(e.number_identifier, e.user_id, e.difference) for e in updates] == [
         (1, ANN, {"name": ["A", "A2"]})
     ]
+
+
+def test_changes_of_the_applications_after_flush_hook_commit_with_the_flush(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session]
+):
+    """An ``after_flush`` hook of the application's, run after auditkeeper's, changes
+    data: that too is committed before ``flush()`` returns, as AUTOCOMMIT promises."""
+    seed(crm, engine, "A", "B")
+
+    def touch(session: Session, flush_context: Any) -> None:
+        session.execute(text("UPDATE businesses SET website = 'hook' WHERE id = 2"))
+
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        event.listen(session, "after_flush", touch)
+        session.get(crm.Business, 1).name = "A2"
+        session.flush()
+        event.remove(session, "after_flush", touch)
+    with Session(engine) as session:
+        assert [b.website for b in session.scalars(select(crm.Business).order_by("id"))] == [
+            None,
+            "hook",
+        ]
+    assert names(crm, engine) == ["A2", "B"]

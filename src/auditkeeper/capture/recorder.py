@@ -249,6 +249,9 @@ class Recorder:
         flushing.set(False)
         inserts.forget()
         carried.forget()
+        # AUTOCOMMIT: what the application's own after_flush hooks changed after the
+        # flush's rows were written commits too, before flush() returns.
+        commit_begun()
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
