@@ -496,14 +496,17 @@ def _idle_in_autocommit(connection: Connection) -> bool:
     """Whether ``connection`` commits each statement alone, and no transaction is
     open on it: asked of the driver (SQLAlchemy's ``isolation_level`` sets its
     AUTOCOMMIT, and execution options can change it per connection)."""
-    adapted: Any = connection.connection.dbapi_connection  # what SQLAlchemy adapts
-    driver: Any = connection.connection.driver_connection  # sqlite3, aiosqlite, psycopg
+    pooled = connection.connection
+    adapted: Any = pooled.dbapi_connection  # as SQLAlchemy adapts the driver's
     if connection.dialect.name == "sqlite":
         return getattr(adapted, "isolation_level", "") is None and not getattr(
-            driver, "in_transaction", False
+            pooled.driver_connection,
+            "in_transaction",
+            False,  # sqlite3's, aiosqlite's
         )
     if getattr(adapted, "autocommit", False) is not True:
-        return False
+        return False  # every statement of a transaction asks: the answer comes first
+    driver: Any = pooled.driver_connection
     status = getattr(getattr(driver, "info", None), "transaction_status", None)  # psycopg 3
     if status is None and hasattr(adapted, "get_transaction_status"):  # psycopg2
         status = adapted.get_transaction_status()
