@@ -136,15 +136,16 @@ def test_a_flush_failing_midway_leaves_nothing(
 
 
 def test_raw_sql_is_logged_in_the_actors_name_and_the_actor_does_not_linger(
-    crm: Crm, engine: Engine, autocommit: Engine, sessions: sessionmaker[Session]
+    crm: Crm, engine: Engine, database: Any, sessions: sessionmaker[Session]
 ):
     seed(crm, engine, "A", "B")
     with auditkeeper.acting_as(ANN, email="ann@example.com"), sessions() as session:
         session.execute(text("UPDATE businesses SET name = 'A2' WHERE id = 1"))
         session.execute(text("UPDATE businesses SET name = 'B2' WHERE id = 2"))
-    # Later raw SQL in nobody's name, on a connection that was not told who acts.
-    with autocommit.connect() as connection:
+    other = database.engine()  # another program, which tells the triggers nothing
+    with other.begin() as connection:
         connection.execute(text("UPDATE businesses SET name = 'A3' WHERE id = 1"))
+    other.dispose()
     logged = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
     assert [(e.number_identifier, e.user_id, e.user_email) for e in logged] == [
         (1, ANN, "ann@example.com"),
