@@ -6,18 +6,19 @@ its rows, a raw change in one of its own. What is not a change stays outside."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, sessionmaker
 
 import auditkeeper
 from auditkeeper.demo.crm import AuditLogActions, Crm
 from auditkeeper.errors import StoreError
-from tests._support import entries
+from tests._support import entries, installed_sessions
 
 ANN = 1
 """The first of the ``users`` fixture's people, who acts in these tests."""
@@ -30,10 +31,7 @@ def autocommit(engine: Engine, users: list[Any]) -> Engine:
 
 @pytest.fixture
 def sessions(crm: Crm, autocommit: Engine) -> Iterator[sessionmaker[Session]]:
-    factory = sessionmaker(autocommit, expire_on_commit=False)
-    installation = crm.keeper.install(factory)
-    yield factory
-    installation.uninstall()
+    yield from installed_sessions(autocommit, crm.keeper)
 
 
 def seed(crm: Crm, engine: Engine, *names: str) -> None:
@@ -220,12 +218,12 @@ def test_a_transaction_of_the_applications_own_is_left_to_it(
     assert sorted((e.number_identifier, e.user_id) for e in updates) == [(1, ANN), (2, ANN)]
 
 
-def test_an_async_session_in_autocommit(crm: Crm, engine: Engine, database: Any, users: list[Any]):
-    """The same through SQLAlchemy's asyncio extension (psycopg's and aiosqlite's
-    connections as SQLAlchemy adapts them)."""
+def in_an_async_session(
+    crm: Crm, database: Any, work: Callable[[AsyncSession], Awaitable[None]]
+) -> None:
+    """Run ``work`` in Ann's name, in an audited async session on an AUTOCOMMIT engine
+    (psycopg's and aiosqlite's connections as SQLAlchemy adapts them)."""
     from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
-    seed(crm, engine, "A", "B")
 
     async def scenario() -> None:
         async_engine = create_async_engine(
@@ -236,16 +234,25 @@ def test_an_async_session_in_autocommit(crm: Crm, engine: Engine, database: Any,
         try:
             with auditkeeper.acting_as(ANN):
                 async with factory() as session:
-                    a = await session.get(crm.Business, 1)
-                    b = await session.get(crm.Business, 2)
-                    assert a is not None and b is not None
-                    a.name, b.name = "A2", "B2"
-                    await session.flush()
+                    await work(session)
         finally:
             installation.uninstall()
             await async_engine.dispose()
 
     asyncio.run(scenario())
+
+
+def test_an_async_session_in_autocommit(crm: Crm, engine: Engine, database: Any, users: list[Any]):
+    seed(crm, engine, "A", "B")
+
+    async def rename(session: AsyncSession) -> None:
+        a = await session.get(crm.Business, 1)
+        b = await session.get(crm.Business, 2)
+        assert a is not None and b is not None
+        a.name, b.name = "A2", "B2"
+        await session.flush()
+
+    in_an_async_session(crm, database, rename)
     assert names(crm, engine) == ["A2", "B2"]
     updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
     assert [(e.number_identifier, e.user_id, e.context) for e in updates] == [
@@ -296,30 +303,17 @@ def test_an_async_transaction_of_the_applications_own_is_left_to_it(
 ):
     """aiosqlite's and psycopg's async connections tell that a transaction is open as
     their sync counterparts do."""
-    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
-
     seed(crm, engine, "A")
 
-    async def scenario() -> None:
-        async_engine = create_async_engine(
-            database.async_url(), connect_args=database.connect_args, isolation_level="AUTOCOMMIT"
-        )
-        factory = async_sessionmaker(async_engine, expire_on_commit=False)
-        installation = crm.keeper.install(factory)
-        try:
-            with auditkeeper.acting_as(ANN):
-                async with factory() as session:
-                    await session.execute(text("BEGIN"))
-                    business = await session.get(crm.Business, 1)
-                    assert business is not None
-                    business.name = "A2"
-                    await session.flush()
-                    await session.execute(text("ROLLBACK"))
-        finally:
-            installation.uninstall()
-            await async_engine.dispose()
+    async def rename_and_roll_back(session: AsyncSession) -> None:
+        await session.execute(text("BEGIN"))
+        business = await session.get(crm.Business, 1)
+        assert business is not None
+        business.name = "A2"
+        await session.flush()
+        await session.execute(text("ROLLBACK"))
 
-    asyncio.run(scenario())
+    in_an_async_session(crm, database, rename_and_roll_back)
     assert names(crm, engine) == ["A"]
     assert [e.action for e in entries(crm, engine)] == [AuditLogActions.BUSINESS_CREATE]
 
