@@ -153,6 +153,24 @@ def test_raw_sql_is_logged_in_the_actors_name_and_the_actor_does_not_linger(
     assert logged[0].transaction_id != logged[1].transaction_id
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "/* nightly job */ UPDATE businesses SET name = 'A2' WHERE id = 1",
+        "WITH chosen AS (SELECT 1 AS id) UPDATE businesses SET name = 'A2' "
+        "WHERE id IN (SELECT id FROM chosen)",
+    ],
+)
+def test_raw_sql_behind_comments_or_a_cte_gets_its_transaction(
+    crm: Crm, engine: Engine, sessions: sessionmaker[Session], statement: str
+):
+    seed(crm, engine, "A")
+    with auditkeeper.acting_as(ANN), sessions() as session:
+        session.execute(text(statement))
+    updates = [e for e in entries(crm, engine) if e.action == AuditLogActions.BUSINESS_UPDATE]
+    assert [(e.number_identifier, e.user_id) for e in updates] == [(1, ANN)]
+
+
 def test_a_failed_raw_change_is_rolled_back_and_the_connection_works_on(
     crm: Crm, engine: Engine, sessions: sessionmaker[Session]
 ):

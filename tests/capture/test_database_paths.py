@@ -190,6 +190,48 @@ def test_core_code_on_an_installed_engine_carries_the_actor(engine: Engine, sess
     ]
 
 
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "WITH chosen AS (SELECT 1 AS id) UPDATE pets SET name = 'Max' "
+        "WHERE id IN (SELECT id FROM chosen)",
+        "/* nightly job */ UPDATE pets SET name = 'Max' WHERE id = 1",
+        "-- nightly job\n  /* and a second comment */\nUPDATE pets SET name = 'Max' WHERE id = 1",
+        "  with chosen as (select 1 as id) update pets set name = 'Max' "
+        "where id in (select id from chosen)",
+    ],
+)
+def test_raw_sql_behind_a_cte_or_comments_carries_the_actor(
+    engine: Engine, sessions, statement: str
+):
+    """The first statement of a transaction that changes data tells the triggers who
+    acts; one that starts with WITH, or with comments, is such a statement too."""
+    seed(sessions)
+    with auditkeeper.acting_as(5, email="job@example.com"), sessions() as session:
+        session.execute(text(statement))
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.entity_type, r.number_identifier, r.user_id, r.user_email) for r in rows] == [
+        (Kind.PET, 1, 5, "job@example.com")
+    ]
+
+
+@POSTGRES_ONLY
+def test_a_data_modifying_cte_carries_the_actor(engine: Engine, sessions):
+    seed(sessions)
+    with auditkeeper.acting_as(5), sessions() as session:
+        changed = session.execute(
+            text(
+                "WITH moved AS (UPDATE pets SET name = 'Max' WHERE id = 1 RETURNING id) "
+                "SELECT id FROM moved"
+            )
+        )
+        assert changed.scalars().all() == [1]
+        session.commit()
+    rows = [r for r in log(engine) if r.reason != "seed"]
+    assert [(r.number_identifier, r.user_id) for r in rows] == [(1, 5)]
+
+
 def test_bulk_statements_are_logged_once(engine: Engine, sessions):
     with sessions() as session:
         session.add(Owner(id=1, name="Ann"))

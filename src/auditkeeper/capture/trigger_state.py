@@ -108,10 +108,14 @@ BEGIN
     END IF;
 END
 $auditkeeper$"""
-_READ_ONLY = ("SELECT", "WITH", "PRAGMA", "EXPLAIN", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
+_READ_ONLY = ("SELECT", "PRAGMA", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
 _CHANGES = ("INSERT", "UPDATE", "DELETE", "MERGE")
-"""The statements a transaction is begun for on an AUTOCOMMIT connection; not DDL, nor
-VACUUM, which refuses to run in one."""
+_READS, _DML, _OTHER = "reads", "dml", "other"
+"""What raw SQL text does (``_text_kind``). Only a DML statement gets a transaction of
+its own on an AUTOCOMMIT connection: DDL, VACUUM or CALL may change data too, but
+some refuse to run in a transaction."""
+_LEADING_COMMENTS = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*)*", re.DOTALL)
+_DML_WORD = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
@@ -293,19 +297,19 @@ def _before_execute(
         context.is_text or context.isinsert or context.isupdate or context.isdelete
     ):
         return  # a compiled SELECT changes nothing
-    if (
-        context is not None
-        and context.is_text
-        and statement.lstrip()[:8].upper().startswith(_READ_ONLY)
-    ):
-        return
+    kind = _DML
+    if context is not None and context.is_text:
+        kind = _text_kind(statement)
+        if kind == _READS:
+            return
     transaction = connection.get_transaction()
     if transaction is None:
         return
     sqlite = connection.dialect.name == "sqlite"
     if sqlite and not _has_state(connection, cursor):
         return
-    _before_change_on_autocommit(connection, cursor, statement, context)
+    if kind == _DML:
+        _before_change_on_autocommit(connection, cursor, statement, context)
     actor = current_actor()
     if not sqlite:
         _log_pending_of_another_actor(connection, cursor, transaction, actor)
@@ -325,6 +329,21 @@ def _before_execute(
         return  # this transaction has it already (actors are immutable)
     cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (actor_setting(connection, actor),))
     note_actor_set(connection, actor)
+
+
+def _text_kind(statement: str) -> str:
+    """``_READS``, ``_DML`` or ``_OTHER``, from the statement's first word after any
+    comments. A ``WITH`` or an ``EXPLAIN`` is DML when it holds one (a data-modifying
+    CTE, ``EXPLAIN ANALYZE UPDATE``), so its rows get the actor; a false alarm (the
+    word in a literal) costs only the actor's round trip."""
+    comments = _LEADING_COMMENTS.match(statement)  # matches always, maybe nothing
+    start = comments.end() if comments else 0
+    head = statement[start : start + 8].upper()
+    if head.startswith(("WITH", "EXPLAIN")):
+        return _DML if _DML_WORD.search(statement, start) else _READS
+    if head.startswith(_READ_ONLY):
+        return _READS
+    return _DML if head.startswith(_CHANGES) else _OTHER
 
 
 def _sent(connection: Connection, transaction: Any) -> tuple[bool, Any]:
@@ -475,13 +494,8 @@ def commit_begun() -> None:
 def _before_change_on_autocommit(
     connection: Connection, cursor: Any, statement: str, context: Any
 ) -> None:
-    """``_before_execute``, for a statement that may change data."""
-    if (
-        _SCOPE in connection.info
-        or context is None
-        or (context.is_text and not statement.lstrip()[:6].upper().startswith(_CHANGES))
-        or not _idle_in_autocommit(connection)
-    ):
+    """``_before_execute``, for an INSERT, UPDATE, DELETE or MERGE."""
+    if _SCOPE in connection.info or context is None or not _idle_in_autocommit(connection):
         return
     if flushing.get():
         _begin(connection, cursor, _FLUSH)
