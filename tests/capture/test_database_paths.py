@@ -232,6 +232,23 @@ def test_a_data_modifying_cte_carries_the_actor(engine: Engine, sessions):
     assert [(r.number_identifier, r.user_id) for r in rows] == [(1, 5)]
 
 
+def test_core_code_carries_the_actor_when_the_log_is_created_after_install(database):
+    """The engine is installed before its tables and log exist: the statements that
+    create them must not teach it that the database has no capture triggers."""
+    engine = database.engine()
+    installation = keeper.install(engine)
+    try:
+        Base.metadata.create_all(engine)
+        keeper.create_all(engine)
+        with auditkeeper.acting_as(5, email="core@example.com"), engine.begin() as connection:
+            connection.execute(text("INSERT INTO owners (id, name) VALUES (1, 'Ann')"))
+    finally:
+        installation.uninstall()
+    rows = log(engine)
+    engine.dispose()
+    assert [(r.entity_type, r.number_identifier, r.user_id) for r in rows] == [(Kind.OWNER, 1, 5)]
+
+
 def test_bulk_statements_are_logged_once(engine: Engine, sessions):
     with sessions() as session:
         session.add(Owner(id=1, name="Ann"))

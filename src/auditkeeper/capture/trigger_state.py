@@ -415,13 +415,16 @@ def _log_pending_of_another_actor(
 
 
 def _has_state(connection: Connection, cursor: Any) -> bool:
-    """Whether this SQLite database has capture triggers (asked once per connection)."""
-    known = connection.info.get(_HAS_STATE)
-    if known is None:
-        cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (STATE,))
-        known = cursor.fetchone() is not None
-        connection.info[_HAS_STATE] = known
-    return bool(known)
+    """Whether this SQLite database has capture triggers. Only a yes is kept for the
+    connection: they may be installed later (``Auditkeeper.create_all`` on an engine
+    already watched), and its changes must carry the actor from then on."""
+    if connection.info.get(_HAS_STATE):
+        return True
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (STATE,))
+    found = cursor.fetchone() is not None
+    if found:
+        connection.info[_HAS_STATE] = True
+    return found
 
 
 def _before_commit(connection: Connection) -> None:
