@@ -84,7 +84,10 @@ def throwaway_cluster(
     options = (
         f"-c listen_addresses=127.0.0.1 -c port={port} -c unix_socket_directories={folder} "
         f"-c fsync={'on' if fsync else 'off'} -c synchronous_commit={'on' if fsync else 'off'} "
-        "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB"
+        "-c full_page_writes=off -c max_connections=200 -c shared_buffers=256MB "
+        # initdb takes the machine's zone (TZ); sessions in UTC whatever it is. Tests of
+        # other zones set theirs (SET TIME ZONE).
+        "-c timezone=UTC"
     ) + "".join(f" -c {name}={value}" for name, value in (settings or {}).items())
     start = _run(
         [
