@@ -249,9 +249,11 @@ class Recorder:
         flushing.set(False)
         inserts.forget()
         carried.forget()
-        # AUTOCOMMIT: what the application's own after_flush hooks changed after the
-        # flush's rows were written commits too, before flush() returns.
-        commit_begun()
+        # What the application's own after_flush hooks changed after the flush's rows
+        # were written: SQLite's triggers left its rows pending under the flush's mark,
+        # to be logged now (PostgreSQL's check at commit logs them); on an AUTOCOMMIT
+        # connection it commits too, before flush() returns.
+        self.write(session, {})
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
