@@ -244,16 +244,13 @@ class Recorder:
         # Custom history events and property texts (capture/events.py) join the same write.
         add_annotation_rows(self, flush_context, built, rows_by_mapper)
         self.write(session, rows_by_mapper)  # even without rows: SQLite's pending ones
+        # The flush's rows are written: what runs after this (the application's own
+        # after_flush hooks) is not the flush's, and is logged as any other change is.
+        flushing.set(False)
 
     def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
-        flushing.set(False)
         inserts.forget()
         carried.forget()
-        # What the application's own after_flush hooks changed after the flush's rows
-        # were written: SQLite's triggers left its rows pending under the flush's mark,
-        # to be logged now (PostgreSQL's check at commit logs them); on an AUTOCOMMIT
-        # connection it commits too, before flush() returns.
-        self.write(session, {})
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
