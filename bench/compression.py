@@ -1,4 +1,4 @@
-"""What the TOAST compression of ``changed_objects`` costs on write: pglz against lz4.
+"""What the TOAST compression of ``changed_objects`` costs on write: pglz, lz4, or none.
 
 ::
 
@@ -6,7 +6,9 @@
 
 Two databases on one PostgreSQL server (a throw-away cluster with fsync on, unless
 ``--pg-url`` names a server where it may ``CREATE DATABASE``), each with the bench
-model's audit table, one set to each method. The same 100 audit rows of the bench
+model's audit table, one set to each method (``none``: lz4 named, but the table's
+``toast_tuple_target`` raised to its maximum, so that a row under 8 KB is stored inline
+as it is, uncompressed). The same 100 audit rows of the bench
 model's insert documents (``bench/models.py``, about 2.5 KB of JSON each, past the 2 KB
 TOAST threshold) are written as one executemany + commit, alternating between the two,
 ``--repeat`` times each. It prints the median, first quartile and minimum time per 100
@@ -36,7 +38,7 @@ from bench.servers import postgresql_server  # noqa: E402
 
 __all__ = ["METHODS", "main", "measure"]
 
-METHODS = ("pglz", "lz4")
+METHODS = ("pglz", "lz4", "none")
 _NULL_COLUMNS = ("impersonator_user_id", "impersonator_email", "tenant_id", "reason", "context")
 """Actor columns the recorder writes as null for a plain actor."""
 
@@ -64,9 +66,15 @@ def _database(server: str, method: str) -> tuple[Engine, Table]:
     model.create_all(engine)
     table: Table = model.extra["keeper"].table
     with engine.begin() as connection:
+        compression = "lz4" if method == "none" else method
         connection.execute(
-            text(f"ALTER TABLE {table.name} ALTER COLUMN changed_objects SET COMPRESSION {method}")
+            text(
+                f"ALTER TABLE {table.name} ALTER COLUMN changed_objects"
+                f" SET COMPRESSION {compression}"
+            )
         )
+        if method == "none":
+            connection.execute(text(f"ALTER TABLE {table.name} SET (toast_tuple_target = 8160)"))
     return engine, table
 
 
@@ -100,7 +108,10 @@ def measure(server: str, repeat: int, size: int) -> dict[str, Any]:
                 text(f"SELECT pg_total_relation_size('{table.name}') / count(*) FROM {table.name}")
             ).scalar_one()
             used = connection.execute(
-                text(f"SELECT DISTINCT pg_column_compression(changed_objects) FROM {table.name}")
+                text(
+                    "SELECT DISTINCT coalesce(pg_column_compression(changed_objects), 'none')"
+                    f" FROM {table.name}"
+                )
             ).scalars()
             result[method] = {"seconds": seconds[method], "bytes": stored, "used": sorted(used)}
         engine.dispose()
