@@ -15,7 +15,7 @@ import itertools
 import threading
 import weakref
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import IntEnum
 from typing import Any
 
@@ -36,6 +36,7 @@ from sqlalchemy.sql.elements import ClauseElement
 from ..errors import ActorError, CaptureError, ReadOnlyLogError
 from ..model import values
 from ..model.ddl import transaction_id_function
+from ..model.sql_values import sqlite_same_value
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import driver_insert, write_rows
@@ -363,8 +364,14 @@ class Recorder:
         if not by_connection:
             return
         actor = current_actor()
+        compared = {
+            plan.entity_type: _compared(plan)
+            for plan in map(self.plan_for, rows_by_mapper)
+            if plan is not None
+        }
         for connection, rows in by_connection.items():
-            cascaded = _not_covered(take_pending(connection, self.tables.log.name), rows)
+            pending = take_pending(connection, self.tables.log.name)
+            cascaded = _not_covered(pending, rows, compared)
             if not rows and not cascaded:
                 continue
             if actor is None:
@@ -530,9 +537,14 @@ def _owners(mapper: Mapper[Any]) -> list[Any]:
     return [] if metadata is None else list(metadata.info.get(KEEPERS_INFO_KEY, []))
 
 
-def _not_covered(pending: list[dict[str, Any]], rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _not_covered(
+    pending: list[dict[str, Any]],
+    rows: list[dict[str, Any]],
+    compared: dict[int, _Compared],
+) -> list[dict[str, Any]]:
     """The pending trigger rows (SQLite) that the flush's own rows do not log: a row
-    covers a change of the same record and kind (and, for an update, a common field)."""
+    covers a change of the same record and kind (and, for an update, a common field)
+    whose stored values are the row's (``_same_values``), as on PostgreSQL."""
     if not pending:
         return []
     by_record: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
@@ -542,30 +554,72 @@ def _not_covered(pending: list[dict[str, Any]], rows: list[dict[str, Any]]) -> l
     kept = []
     for change in pending:
         record = (change["entity_type"], change["number_identifier"], change["entity_key"])
-        if not any(_covers(document, change) for document in by_record.get(record, [])):
-            kept.append(
-                {
-                    "action": change["action"],
-                    "entity_type": change["entity_type"],
-                    "number_identifier": change["number_identifier"],
-                    "entity_key": change["entity_key"],
-                    "changed_objects": values.loads(change["changed_objects"]),
-                }
-            )
+        documents = by_record.get(record)
+        stored = values.loads(change["changed_objects"])
+        fields = compared.get(change["entity_type"], {})
+        if documents and any(_covers(doc, change, stored, fields) for doc in documents):
+            continue
+        kept.append(
+            {
+                "action": change["action"],
+                "entity_type": change["entity_type"],
+                "number_identifier": change["number_identifier"],
+                "entity_key": change["entity_key"],
+                "changed_objects": stored,
+            }
+        )
     return kept
 
 
-def _covers(document: dict[str, Any], change: dict[str, Any]) -> bool:
+def _covers(
+    document: dict[str, Any], change: dict[str, Any], stored: Any, fields: _Compared
+) -> bool:
+    """Whether the flush's row ``document`` logs the trigger's ``change``, whose documents
+    (``stored``) say what the database holds."""
     kind = change["kind"]
-    if kind == "INSERT":
-        return document.get("previous") is None
-    if kind == "DELETE":
-        return document.get("current") is None
-    shares_a_field = not set(document.get("difference") or {}).isdisjoint(change["changed"])
     if kind == "LINK":
-        return shares_a_field
-    both = document.get("previous") is not None and document.get("current") is not None
-    return both and shares_a_field
+        return not set(document.get("difference") or {}).isdisjoint(change["changed"])
+    previous, current = document.get("previous"), document.get("current")
+    if kind == "INSERT":
+        return previous is None and _same_values(current, stored["current"], fields)
+    if kind == "DELETE":
+        return current is None and _same_values(previous, stored["previous"], fields)
+    if previous is None or current is None:
+        return False
+    difference = document.get("difference") or {}
+    changed = set(change["changed"])
+    if changed.isdisjoint(difference):
+        return False
+    # Every field but those the flush changed in another statement of its own (a
+    # ``post_update``): the ones this statement left alone must be stored as the row
+    # says, or the session's copy was older than the record.
+    elsewhere = difference.keys() - changed
+    before = {name: same for name, same in fields.items() if name not in elsewhere}
+    after = {name: same for name, same in fields.items() if name in changed}
+    return _same_values(previous, stored["previous"], before) and _same_values(
+        current, stored["current"], after
+    )
+
+
+def _same_values(document: Any, stored: dict[str, Any], fields: _Compared) -> bool:
+    """Whether ``document`` holds the stored values of ``fields``, each compared by its
+    column's test; nulls aside, as in PostgreSQL's probes."""
+    return document is not None and all(
+        same(document.get(name), value)
+        for name, same in fields.items()
+        if (value := stored.get(name)) is not None
+    )
+
+
+_Compared = dict[str, Callable[[Any, Any], bool]]
+
+
+@functools.lru_cache(maxsize=512)
+def _compared(plan: ClassPlan) -> _Compared:
+    """The fields of ``plan`` a flush row is compared on with the stored values, and
+    how (``sqlite_same_value``): not redacted ones, nor those it cannot tell apart."""
+    tests = {c.name: sqlite_same_value(c.column) for c in plan.columns if not c.redact}
+    return {name: same for name, same in tests.items() if same is not None}
 
 
 def _flush_order(change: tuple[ClassPlan, InstanceState[Any], str]) -> tuple[Any, ...]:

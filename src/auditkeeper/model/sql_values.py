@@ -51,6 +51,7 @@ __all__ = [
     "same_value_expression",
     "sql_literal",
     "sqlite_json_text",
+    "sqlite_same_value",
 ]
 
 _SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
@@ -280,6 +281,56 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
     if isinstance(type_, JSON):
         return f"{document_value} = coalesce({ref}::jsonb, 'null'::jsonb)"
     return None
+
+
+def sqlite_same_value(column: Column[Any]) -> Callable[[Any, Any], bool] | None:
+    """``same_value_expression`` for SQLite, on the Python side: whether two JSON values of
+    ``column``, one by the Python rules and one that SQLite's triggers built from the
+    stored value (``sqlite_json_text``), are the same stored value. None where SQLite's
+    storage cannot tell: a ``TypeDecorator``, a ``Numeric`` (a REAL, about 15 significant
+    digits), floats, enums, times, intervals and bytes."""
+    type_ = column.type
+    if isinstance(type_, TypeDecorator):
+        return None
+    if exact_twin(column):
+        return _equal
+    if isinstance(type_, JSON):
+        return _same_json
+    if isinstance(type_, DateTime):
+        return _same_wall_time
+    return None
+
+
+def _equal(first: Any, second: Any) -> bool:
+    return bool(first == second)
+
+
+def _same_json(first: Any, second: Any) -> bool:
+    """JSON values as SQLite's ``json()`` writes them back: a number that is not a 64-bit
+    integer as a REAL, with 15 significant digits."""
+    if isinstance(first, dict) and isinstance(second, dict):
+        return first.keys() == second.keys() and all(
+            _same_json(value, second[key]) for key, value in first.items()
+        )
+    if isinstance(first, list) and isinstance(second, list):
+        return len(first) == len(second) and all(map(_same_json, first, second))
+    if isinstance(first, bool) or isinstance(second, bool):  # not the numbers 1 and 0
+        return first is second
+    if isinstance(first, float) or isinstance(second, float):
+        numbers = isinstance(first, float | int) and isinstance(second, float | int)
+        return numbers and math.isclose(first, second, rel_tol=1e-14)
+    return bool(first == second)
+
+
+def _same_wall_time(first: Any, second: Any) -> bool:
+    """Datetimes as SQLite keeps them: an aware value is stored without its offset."""
+    try:
+        one, other = dt.datetime.fromisoformat(first), dt.datetime.fromisoformat(second)
+    except (TypeError, ValueError):  # not a datetime: a text either wrote as it is
+        return bool(first == second)
+    if (one.tzinfo is None) != (other.tzinfo is None):
+        return one.replace(tzinfo=None) == other.replace(tzinfo=None)
+    return one == other
 
 
 def differs_expression(old: str, new: str, column: Column[Any]) -> str:

@@ -271,10 +271,17 @@ def _covering_rows(
         same_change = """jsonb_typeof(l.changed_objects -> 'current') = 'null'
            AND (l.changed_objects -> 'previous') @> probe_old"""
     else:
+        # ``probe_old`` holds every column: those the statement changed, and those the
+        # row says the flush left alone, whose stored values must be the row's too (a
+        # session's copy read before another transaction changed the record is not the
+        # record). Columns the flush changed in another statement of its own (a
+        # ``post_update``) are left out.
         same_change = f"""jsonb_typeof(l.changed_objects -> 'previous') = 'object'
            AND jsonb_typeof(l.changed_objects -> 'current') = 'object'
            AND (l.changed_objects -> 'difference') ?| {changed}
-           AND (l.changed_objects -> 'previous') @> probe_old
+           AND (l.changed_objects -> 'previous') @> (probe_old - ARRAY(
+                SELECT d.key FROM jsonb_object_keys(l.changed_objects -> 'difference') AS d(key)
+                WHERE NOT d.key = ANY({changed})))
            AND (l.changed_objects -> 'current') @> probe_new"""
     # The record's key as the transaction index holds it: only that index can serve
     # the lookup (``transaction_index_statement``).
@@ -338,7 +345,7 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
             RETURN NULL;  -- no audited column changed
         END IF;
         IF {flushed} THEN
-            probe_old := {_probe("OLD", plan, changed_only=True)};
+            probe_old := {_probe("OLD", plan)};
             probe_new := {_probe("NEW", plan, changed_only=True)};
             {update_covered}
         END IF;
@@ -626,8 +633,9 @@ def _trigger_function(name: str, body: str, *, set_based: bool = False) -> str:
 
 
 def _same_updates(plan: ClassPlan, changed: str, document: str) -> str:
-    """For the changed columns that are not exact twins: the flush row's values before
-    and after (in ``document``) are OLD's and NEW's, compared as the columns' types."""
+    """For the columns that are not exact twins, compared as their types: a changed
+    column's values before and after in the flush row (``document``) are OLD's and
+    NEW's; a column the row says the flush left alone is OLD's (``probe_old``'s rule)."""
     conditions = []
     for column in plan.columns:
         if column.redact:
@@ -642,7 +650,11 @@ def _same_updates(plan: ClassPlan, changed: str, document: str) -> str:
         )
         if before is not None and after is not None:
             conditions.append(
-                f"\n                    AND (NOT {name} = ANY({changed}) OR ({before} AND {after}))"
+                # In parentheses: PL/pgSQL's IF ends its condition at the first THEN.
+                f"\n                    AND (CASE WHEN {name} = ANY({changed})"
+                f"\n                        THEN {before} AND {after}"
+                f"\n                        WHEN {document} -> 'difference' ? {name} THEN true"
+                f"\n                        ELSE {before} END)"
             )
     return "".join(conditions)
 
@@ -650,7 +662,7 @@ def _same_updates(plan: ClassPlan, changed: str, document: str) -> str:
 def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
     """The values of ``row`` that identify a change in a row another path wrote: the
     columns whose JSON is the same from SQL and from Python (not redacted), only the
-    changed ones for an update; their nulls left out."""
+    changed ones with ``changed_only``; their nulls left out."""
     pairs = []
     for column in plan.columns:
         if column.redact or not exact_twin(column.column):
