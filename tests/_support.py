@@ -63,6 +63,21 @@ def model_engine(database: Any, metadata: MetaData, keeper: auditkeeper.Auditkee
     return engine
 
 
+def model_fixtures(metadata: MetaData, keeper: auditkeeper.Auditkeeper) -> tuple[Any, Any]:
+    """The ``engine`` and ``sessions`` fixtures of a test module with its own model, on
+    the test's database: ``engine, sessions = model_fixtures(Base.metadata, keeper)``."""
+
+    @pytest.fixture
+    def engine(database: Any) -> Engine:
+        return model_engine(database, metadata, keeper)
+
+    @pytest.fixture
+    def sessions(engine: Engine) -> Iterator[Any]:
+        yield from installed_sessions(engine, keeper)
+
+    return engine, sessions
+
+
 def installed_sessions(engine: Engine, keeper: auditkeeper.Auditkeeper) -> Iterator[Any]:
     """A fixture's body: a session factory audited by ``keeper`` while the test runs."""
     factory = sessionmaker(engine, expire_on_commit=False)

@@ -44,7 +44,7 @@ import auditkeeper
 from auditkeeper.capture.carried import CTE_NAME
 from auditkeeper.capture.document import build_row
 from auditkeeper.capture.triggers.common import FLUSHED
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine, sent_statements
+from tests._support import POSTGRES_ONLY, model_fixtures, sent_statements
 
 
 class Action(enum.IntEnum):
@@ -149,14 +149,7 @@ class Notebook(Base):
     flagged: Mapped[Any] = mapped_column(JSON, nullable=True)
 
 
-@pytest.fixture
-def engine(database) -> Engine:
-    return model_engine(database, Base.metadata, keeper)
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Iterator[Any]:
-    yield from installed_sessions(engine, keeper)
+engine, sessions = model_fixtures(Base.metadata, keeper)
 
 
 @pytest.fixture

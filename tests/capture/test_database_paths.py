@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
+from tests._support import POSTGRES_ONLY, model_fixtures
 
 
 class Action(enum.IntEnum):
@@ -76,14 +76,7 @@ class Stamp(Base):
     amount: Mapped[decimal.Decimal] = mapped_column(Numeric(10, 2))
 
 
-@pytest.fixture
-def engine(database) -> Engine:
-    return model_engine(database, Base.metadata, keeper)
-
-
-@pytest.fixture
-def sessions(engine: Engine):
-    yield from installed_sessions(engine, keeper)
+engine, sessions = model_fixtures(Base.metadata, keeper)
 
 
 def log(engine: Engine) -> list:

@@ -23,7 +23,7 @@ from auditkeeper.capture.document import build_row
 from auditkeeper.capture.triggers import announcement
 from auditkeeper.capture.triggers.common import FLUSH_INSERT
 from auditkeeper.model.sql_values import reads_alike
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine, sent_statements
+from tests._support import POSTGRES_ONLY, model_fixtures, sent_statements
 
 
 class Action(enum.IntEnum):
@@ -68,14 +68,7 @@ class Note(Base):
     body: Mapped[str]
 
 
-@pytest.fixture
-def engine(database) -> Engine:
-    return model_engine(database, Base.metadata, keeper)
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Iterator[Any]:
-    yield from installed_sessions(engine, keeper)
+engine, sessions = model_fixtures(Base.metadata, keeper)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import datetime as dt
 import decimal
 import enum
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -23,7 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.orm.exc import StaleDataError
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine, sent_statements
+from tests._support import POSTGRES_ONLY, model_fixtures, sent_statements
 
 
 class Action(enum.IntEnum):
@@ -82,14 +82,7 @@ class Ticket(Base):
     __mapper_args__ = {"version_id_col": version}
 
 
-@pytest.fixture
-def engine(database) -> Engine:
-    return model_engine(database, Base.metadata, keeper)
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Iterator[Any]:
-    yield from installed_sessions(engine, keeper)
+engine, sessions = model_fixtures(Base.metadata, keeper)
 
 
 @pytest.fixture
@@ -142,9 +135,15 @@ OTHER_CHANGES = {
 POSTGRESQL_CHANGES = {"estimate": decimal.Decimal("2.5")}
 
 
-def _save_over(engine: Engine, sessions: Any, field: str, value: Any) -> None:
-    """Read the card, let another transaction set ``field`` and commit, then save the
-    title from the copy read first."""
+def _retitle(session: Session, card: Card) -> None:
+    card.title = "Final"
+
+
+def _save_over(
+    sessions: Any, field: str, value: Any, save: Callable[[Session, Card], None] = _retitle
+) -> None:
+    """Read the card, let another transaction set ``field`` and commit, then ``save``
+    from the copy read first."""
     _new_card(sessions)
     stale = sessions()
     card = stale.get_one(Card, 1)  # read now; the other transaction commits after
@@ -152,7 +151,7 @@ def _save_over(engine: Engine, sessions: Any, field: str, value: Any) -> None:
         setattr(other.get_one(Card, 1), field, value)
         other.commit()
     with auditkeeper.acting_as(3):
-        card.title = "Final"
+        save(stale, card)
         stale.commit()
     stale.close()
 
@@ -178,7 +177,7 @@ def _assert_logged_as_stored(engine: Engine, field: str) -> None:
 def test_a_field_another_transaction_changed_since_the_read_is_logged_as_stored(
     engine: Engine, sessions: Any, field: str
 ) -> None:
-    _save_over(engine, sessions, field, OTHER_CHANGES[field])
+    _save_over(sessions, field, OTHER_CHANGES[field])
     _assert_logged_as_stored(engine, field)
 
 
@@ -187,7 +186,7 @@ def test_a_field_another_transaction_changed_since_the_read_is_logged_as_stored(
 def test_a_number_another_transaction_changed_is_compared_as_a_number(
     engine: Engine, sessions: Any, field: str
 ) -> None:
-    _save_over(engine, sessions, field, POSTGRESQL_CHANGES[field])
+    _save_over(sessions, field, POSTGRESQL_CHANGES[field])
     _assert_logged_as_stored(engine, field)
 
 
@@ -209,16 +208,7 @@ def test_a_fresh_copy_is_logged_once(engine: Engine, sessions: Any) -> None:
 
 
 def test_a_lost_update_is_logged_from_the_value_it_overwrote(engine: Engine, sessions: Any) -> None:
-    _new_card(sessions)
-    stale = sessions()
-    card = stale.get_one(Card, 1)
-    with auditkeeper.acting_as(2), sessions() as other:
-        other.get_one(Card, 1).status = "blocked"
-        other.commit()
-    with auditkeeper.acting_as(3):
-        card.status = "closed"
-        stale.commit()
-    stale.close()
+    _save_over(sessions, "status", "blocked", lambda _, card: setattr(card, "status", "closed"))
 
     rows = _rows(engine, Kind.CARD)
     assert [row.difference for row in rows[1:]] == [
@@ -231,16 +221,7 @@ def test_a_lost_update_is_logged_from_the_value_it_overwrote(engine: Engine, ses
 
 
 def test_deleting_a_stale_copy_logs_what_was_deleted(engine: Engine, sessions: Any) -> None:
-    _new_card(sessions)
-    stale = sessions()
-    card = stale.get_one(Card, 1)
-    with auditkeeper.acting_as(2), sessions() as other:
-        other.get_one(Card, 1).points = 5
-        other.commit()
-    with auditkeeper.acting_as(3):
-        stale.delete(card)
-        stale.commit()
-    stale.close()
+    _save_over(sessions, "points", 5, Session.delete)
 
     *_, as_seen, as_stored = _rows(engine, Kind.CARD)
     assert as_seen.action == as_stored.action == Action.DELETE

@@ -14,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
 from auditkeeper.capture.triggers import FLUSHED, announcement
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
+from tests._support import POSTGRES_ONLY, model_fixtures
 
 
 class Action(enum.IntEnum):
@@ -63,14 +63,7 @@ class Leaf(Base):
     node_id: Mapped[int] = mapped_column(ForeignKey("nodes.id", ondelete="CASCADE"))
 
 
-@pytest.fixture
-def engine(database) -> Engine:
-    return model_engine(database, Base.metadata, keeper)
-
-
-@pytest.fixture
-def sessions(engine: Engine):
-    yield from installed_sessions(engine, keeper)
+engine, sessions = model_fixtures(Base.metadata, keeper)
 
 
 def changes(engine: Engine) -> list[Any]:

@@ -6,7 +6,6 @@ the document. Raw SQL's rows say what the flush's would."""
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -15,7 +14,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
 from auditkeeper.capture.document import build_row
-from tests._support import installed_sessions, model_engine
+from tests._support import model_fixtures
 
 
 class Action(enum.IntEnum):
@@ -48,14 +47,7 @@ class Thing(Base):
     level: Mapped[Level | None] = mapped_column(Enum(Level), nullable=True)
 
 
-@pytest.fixture
-def engine(database) -> Engine:
-    return model_engine(database, Base.metadata, keeper)
-
-
-@pytest.fixture
-def sessions(engine: Engine) -> Iterator[Any]:
-    yield from installed_sessions(engine, keeper)
+engine, sessions = model_fixtures(Base.metadata, keeper)
 
 
 CASES = [
