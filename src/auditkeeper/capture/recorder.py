@@ -364,14 +364,12 @@ class Recorder:
         if not by_connection:
             return
         actor = current_actor()
-        compared = {
-            plan.entity_type: _compared(plan)
-            for plan in map(self.plan_for, rows_by_mapper)
-            if plan is not None
-        }
         for connection, rows in by_connection.items():
+            # SQLite's trigger rows only: PostgreSQL's flush has none, and skips this.
             pending = take_pending(connection, self.tables.log.name)
-            cascaded = _not_covered(pending, rows, compared)
+            cascaded = (
+                _not_covered(pending, rows, self._compared(rows_by_mapper)) if pending else []
+            )
             if not rows and not cascaded:
                 continue
             if actor is None:
@@ -386,6 +384,11 @@ class Recorder:
             self.insert_rows(connection, rows + cascaded, settings=settings)
             if settings is not None:
                 note_actor_set(connection, actor)
+
+    def _compared(self, mappers: Iterable[Mapper[Any]]) -> dict[int, _Compared]:
+        """How the flush's rows of each entity type are compared with stored values."""
+        plans = (self.plan_for(mapper) for mapper in mappers)
+        return {plan.entity_type: _compared_fields(plan) for plan in plans if plan is not None}
 
     def require_an_actor(self, mappers: list[Mapper[Any]]) -> None:
         """Raise ``ActorError`` if this log requires an actor (there is none)."""
@@ -545,8 +548,6 @@ def _not_covered(
     """The pending trigger rows (SQLite) that the flush's own rows do not log: a row
     covers a change of the same record and kind (and, for an update, a common field)
     whose stored values are the row's (``_same_values``), as on PostgreSQL."""
-    if not pending:
-        return []
     by_record: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         record = (row["entity_type"], row["number_identifier"], row["entity_key"])
@@ -622,7 +623,7 @@ _Compared = dict[str, Callable[[Any, Any], bool]]
 
 
 @functools.lru_cache(maxsize=512)
-def _compared(plan: ClassPlan) -> _Compared:
+def _compared_fields(plan: ClassPlan) -> _Compared:
     """The fields of ``plan`` a flush row is compared on with the stored values, and
     how (``sqlite_same_value``): not redacted ones, nor those it cannot tell apart."""
     tests = {c.name: sqlite_same_value(c.column) for c in plan.columns if not c.redact}
