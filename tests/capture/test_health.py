@@ -205,6 +205,21 @@ def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, eng
 
 
 @POSTGRES_ONLY
+def test_a_flushed_trigger_blind_to_a_tracers_comment_is_stale(crm: Crm, engine: Engine):
+    # An earlier version's WHEN compared the prefix alone: behind a tracer's comment,
+    # every flushed change would be logged a second time.
+    run(
+        engine,
+        "DROP TRIGGER leads_audit_flushed ON leads",
+        "CREATE CONSTRAINT TRIGGER leads_audit_flushed AFTER INSERT OR UPDATE OR DELETE "
+        "ON leads DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN "
+        "(coalesce(starts_with(current_query(), '/* auditkeeper:flushed */'), false)) "
+        "EXECUTE FUNCTION leads_audit_capture()",
+    )
+    reported_then_repaired(crm, engine, "stale-trigger", "leads_audit_flushed on leads")
+
+
+@POSTGRES_ONLY
 def test_a_transaction_index_of_an_earlier_version_or_none_is_reported(crm: Crm, engine: Engine):
     run(engine, "DROP INDEX ix_audit_log_transaction")
     problems = crm.keeper.check(engine)

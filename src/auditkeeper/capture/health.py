@@ -23,6 +23,7 @@ from ..store.catalogue import compare_catalogue
 from .history import entities_table, entity_rows
 from .triggers import (
     FLUSHED,
+    LEADING_COMMENTS,
     announcement_token,
     capture_functions,
     capture_statements,
@@ -182,13 +183,16 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                 )
             )
         # The row triggers split the changes between them by the marks this version
-        # puts on statements (``FLUSHED``, an announcement): their WHEN must look for them.
+        # puts on statements (``FLUSHED``, an announcement): their WHEN must look for them,
+        # behind a tracer's leading comments too.
         marks = {
             capture_trigger_names(table)[0]: [FLUSHED]
             + ([announcement_token(table, dialect)] if table in statement_tables else []),
             flushed_trigger_name(table): [FLUSHED],
         }.get(trigger, [])
-        when_is_current = all(mark in trigger_definition for mark in marks)
+        when_is_current = all(mark in trigger_definition for mark in marks) and (
+            not marks or LEADING_COMMENTS in trigger_definition
+        )
         if _squash(source) != _squash(definition.split("$auditkeeper$")[1]) or not (
             when_is_current
         ):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ __all__ = [
     "FLUSHED_AT",
     "FLUSH_INSERT",
     "FLUSHED_SUFFIX",
+    "LEADING_COMMENTS",
     "MARK",
     "STATEMENT_MARK",
     "LinkSide",
@@ -88,8 +90,39 @@ def flushed_trigger_name(table: Table) -> str:
     return f"{table.name}{FLUSHED_SUFFIX}"
 
 
+LEADING_COMMENTS = "^(/[*]([^*]|[*]+[^*/])*[*]+/[[:space:]]*)+"
+"""PostgreSQL: the regular expression of block comments (and the white space after
+each) at the start of a query: what a tracer puts before a statement's text (Datadog's
+database monitoring at the driver, an application's listener that runs after
+auditkeeper's). Written without backslashes, which a server with
+``standard_conforming_strings`` off would read as escapes."""
+
+
 def query_starts_with(comment: str) -> str:
-    """The SQL condition that the current client query starts with ``comment``: its text
-    as the client sent it, which nothing the query does can change, compared as a
-    prefix (false where there is no client query, as in a replication worker)."""
-    return f"coalesce(starts_with(current_query(), {sql_literal(comment)}), false)"
+    """The SQL condition that the current client query starts with ``comment``, or with
+    block comments and then ``comment``: its text as the client sent it, which nothing
+    the query does can change (false where there is no client query, as in a
+    replication worker).
+
+    The prefix is compared first, and the regular expression runs only for a query that
+    starts with another comment than auditkeeper's: a statement auditkeeper marked pays
+    one more prefix test at most, one without a comment two. A comment nested in
+    another is not looked past: its statement's changes are then logged as raw SQL's
+    (a flush's a second time), never left unlogged."""
+    literal = sql_literal(comment)
+    behind_comments = sql_literal(LEADING_COMMENTS + _bracketed(comment))
+    return (
+        f"coalesce(starts_with(current_query(), {literal}) "
+        "OR (NOT starts_with(current_query(), '/* auditkeeper:') "
+        "AND starts_with(current_query(), '/*') "
+        f"AND current_query() ~ {behind_comments}), false)"
+    )
+
+
+def _bracketed(comment: str) -> str:
+    """``comment`` as a regular expression matching itself: each character other than
+    a letter, digit, space, ``:``, ``-`` or ``_`` in brackets (the marks are made of
+    ``/*``, ``*/``, words, colons, dashes and hexadecimal digits)."""
+    if not re.fullmatch(r"[/* \w:-]+", comment, flags=re.ASCII):
+        raise ValueError(f"not a mark auditkeeper puts on statements: {comment!r}")
+    return "".join(c if c.isalnum() or c in " :-_" else f"[{c}]" for c in comment)
