@@ -4,8 +4,9 @@ Tracers put comments in the statements an application sends: Datadog's database
 monitoring puts one *before* the text, at the driver; an application's own
 ``before_cursor_execute`` listener may too, after auditkeeper's has run. On PostgreSQL
 the capture triggers read auditkeeper's marks at the start of the query's text
-(docs/raw-sql.md), so they look past leading block comments: every change is still
-logged exactly once, by the same path as without the comment.
+(docs/raw-sql.md); with ``leading_comments=True`` they look past leading block comments,
+and every change is still logged exactly once, by the same path as without the comment.
+(``check`` reports a database that needs it: tests/capture/test_health.py.)
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, event, select, text, update
+from sqlalchemy import Engine, MetaData, event, select, text, update
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
@@ -40,7 +41,9 @@ class Base(DeclarativeBase):
     pass
 
 
-keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Action, entity_types=Kind)
+keeper = auditkeeper.Auditkeeper(
+    Base.metadata, actions=Action, entity_types=Kind, leading_comments=True
+)
 
 
 @auditkeeper.audited(
@@ -80,6 +83,37 @@ def prepended(engine: Engine, request: pytest.FixtureRequest) -> Iterator[str]:
     event.listen(engine, "before_cursor_execute", prepend, retval=True)
     yield comment
     event.remove(engine, "before_cursor_execute", prepend)
+
+
+def test_check_finds_nothing_to_report(engine: Engine, prepended: str) -> None:
+    assert keeper.check(engine) == []
+
+
+@POSTGRES_ONLY
+def test_a_trigger_that_compares_the_prefix_alone_is_stale(engine: Engine) -> None:
+    # What the triggers are without leading_comments: behind a tracer's comment, every
+    # flushed change would be logged a second time.
+    when = query_starts_with(FLUSHED)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TRIGGER notes_audit_flushed ON notes")
+        connection.exec_driver_sql(
+            "CREATE CONSTRAINT TRIGGER notes_audit_flushed AFTER INSERT OR UPDATE OR DELETE "
+            f"ON notes DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({when}) "
+            "EXECUTE FUNCTION notes_audit_capture()"
+        )
+    assert [problem.kind for problem in keeper.check(engine)] == ["stale-trigger"]
+    keeper.create_all(engine)
+    assert keeper.check(engine) == []
+
+
+def test_leading_comments_is_a_choice() -> None:
+    with pytest.raises(auditkeeper.ConfigurationError, match="leading_comments must be"):
+        auditkeeper.Auditkeeper(
+            MetaData(),
+            actions=Action,
+            entity_types=Kind,
+            leading_comments="yes",  # type: ignore[arg-type]
+        )
 
 
 def _rows(engine: Engine) -> list[Any]:
@@ -180,7 +214,9 @@ def test_a_forged_mark_behind_other_text_is_still_checked(
 
 # The condition the triggers test, with the query given rather than the session's own.
 def _finds(engine: Engine, mark: str, query: str) -> bool:
-    condition = query_starts_with(mark).replace("current_query()", "CAST(%(query)s AS text)")
+    condition = query_starts_with(mark, behind_comments=True).replace(
+        "current_query()", "CAST(%(query)s AS text)"
+    )
     with engine.connect() as connection:
         return bool(connection.exec_driver_sql(f"SELECT {condition}", {"query": query}).scalar())
 

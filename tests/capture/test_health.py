@@ -6,8 +6,9 @@ import enum
 import uuid
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, event, text
 
+from auditkeeper.capture.triggers.common import FLUSHED, query_starts_with
 from auditkeeper.demo.crm import Crm, build_crm
 from tests._support import POSTGRES_ONLY
 
@@ -205,18 +206,41 @@ def test_statement_triggers_missing_disabled_or_stale_are_reported(crm: Crm, eng
 
 
 @POSTGRES_ONLY
-def test_a_flushed_trigger_blind_to_a_tracers_comment_is_stale(crm: Crm, engine: Engine):
-    # An earlier version's WHEN compared the prefix alone: behind a tracer's comment,
-    # every flushed change would be logged a second time.
+def test_a_flushed_trigger_reading_behind_comments_unasked_is_stale(crm: Crm, engine: Engine):
+    # Made for leading_comments=True, which this keeper does not ask for: correct, but
+    # each flushed statement pays for the longer WHEN.
+    when = query_starts_with(FLUSHED, behind_comments=True)
     run(
         engine,
         "DROP TRIGGER leads_audit_flushed ON leads",
         "CREATE CONSTRAINT TRIGGER leads_audit_flushed AFTER INSERT OR UPDATE OR DELETE "
-        "ON leads DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN "
-        "(coalesce(starts_with(current_query(), '/* auditkeeper:flushed */'), false)) "
+        f"ON leads DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ({when}) "
         "EXECUTE FUNCTION leads_audit_capture()",
     )
     reported_then_repaired(crm, engine, "stale-trigger", "leads_audit_flushed on leads")
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    ("leading", "kind"),
+    [("/*dddbs='crm',dde='prod'*/ ", "leading-comments"), ("-- traced\n", "leading-text")],
+)
+def test_text_put_before_statements_is_reported(
+    crm: Crm, engine: Engine, leading: str, kind: str
+) -> None:
+    def prepend(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        return leading + statement, parameters
+
+    event.listen(engine, "before_cursor_execute", prepend, retval=True)
+    try:
+        problems = crm.keeper.check(engine)
+    finally:
+        event.remove(engine, "before_cursor_execute", prepend)
+    assert [p.kind for p in problems] == [kind]
+    assert leading.strip()[:10] in problems[0].message
+    if kind == "leading-comments":
+        assert "leading_comments=True" in problems[0].message
+    assert crm.keeper.check(engine) == []
 
 
 @POSTGRES_ONLY

@@ -53,7 +53,7 @@ class Problem:
     kind: str
     """A stable name: missing-table, missing-trigger, disabled-trigger, stale-trigger,
     catalogue-conflict, missing-procedure, stale-entities, missing-index, stale-index,
-    undeclared-partitioning."""
+    undeclared-partitioning, leading-comments, leading-text."""
     message: str
 
     def __str__(self) -> str:
@@ -80,6 +80,7 @@ def check_database(keeper: Auditkeeper, connection: Connection) -> list[Problem]
         problems += _procedure_problems(keeper, connection)
         problems += _capture_problems(keeper, connection)
         problems += _index_problems(keeper, connection)
+        problems += _leading_text_problems(keeper, connection)
     else:
         problems += _sqlite_capture_problems(keeper, connection)
     return problems
@@ -191,7 +192,7 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
             flushed_trigger_name(table): [FLUSHED],
         }.get(trigger, [])
         when_is_current = all(mark in trigger_definition for mark in marks) and (
-            not marks or LEADING_COMMENTS in trigger_definition
+            not marks or (LEADING_COMMENTS in trigger_definition) == targets.leading_comments
         )
         if _squash(source) != _squash(definition.split("$auditkeeper$")[1]) or not (
             when_is_current
@@ -204,6 +205,42 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
                 )
             )
     return problems
+
+
+_PROBE = "/* auditkeeper:probe */"
+
+
+def _leading_text_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
+    """What this connection's statements arrive with before auditkeeper's marks: a
+    tracer's comment (Datadog's database monitoring puts one first, at the driver) that
+    the triggers do not look past, or other text that they never do. Either way each
+    flushed change would be logged twice (docs/raw-sql.md). Found by sending a statement
+    the way a flush does and reading the text the server received."""
+    received = connection.exec_driver_sql(f"{_PROBE} SELECT current_query()").scalar()
+    if not isinstance(received, str) or received.startswith(_PROBE):
+        return []
+    before = received.split(_PROBE, 1)[0]
+    if re.fullmatch(r"(/\*([^*]|\*+[^*/])*\*+/\s*)+", before):
+        if keeper._recorder.leading_comments:
+            return []
+        return [
+            Problem(
+                "leading-comments",
+                f"statements reach the database with a comment before auditkeeper's marks "
+                f"({before.strip()[:80]!r}, a tracer's), so the capture triggers would log "
+                "each flushed change a second time: pass leading_comments=True to "
+                "Auditkeeper and run create_all",
+            )
+        ]
+    return [
+        Problem(
+            "leading-text",
+            f"statements reach the database with text before auditkeeper's marks "
+            f"({before.strip()[:80]!r}), which the capture triggers do not look past, so "
+            "they would log each flushed change a second time: have that text put at "
+            "the statement's end, or in a block comment /* ... */",
+        )
+    ]
 
 
 def _index_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:

@@ -89,8 +89,11 @@ class Recorder:
         entity_types: type[IntEnum],
         require_actor: bool,
         entry_mapper: Mapper[Any],
+        leading_comments: bool = False,
     ) -> None:
         self.tables = tables
+        self.leading_comments = leading_comments
+        """PostgreSQL: the capture triggers read the marks behind a tracer's comments."""
         self.actions = actions
         self.entity_types = entity_types
         self.require_actor = require_actor

@@ -97,6 +97,9 @@ class CaptureTargets:
 
     tables: dict[Table, ClassPlan] = field(default_factory=dict)
     links: dict[Table, list[LinkSide]] = field(default_factory=dict)
+    leading_comments: bool = False
+    """PostgreSQL: the triggers read auditkeeper's marks behind a tracer's comments
+    (``Auditkeeper(leading_comments=True)``, ``query_starts_with``)."""
 
     def all_tables(self) -> list[Table]:
         return [*self.tables, *self.links]
@@ -129,7 +132,7 @@ def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> C
     """The audited classes mapped to one table each (a class in an inheritance hierarchy
     spans tables, and is captured by its flushes only), and the association tables of
     their many-to-many relationships. ``present`` limits them to existing tables."""
-    targets = CaptureTargets()
+    targets = CaptureTargets(leading_comments=recorder.leading_comments)
     for mapper in recorder.owned_mappers():
         plan = recorder.plan_for(mapper)
         table = mapper.local_table
@@ -164,7 +167,16 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
         is_announced = table in targets.tables and bool(
             statement_trigger_names(table, targets.tables[table])
         )
-        statements += [definition, *_triggers(table, function, dialect, is_announced=is_announced)]
+        statements += [
+            definition,
+            *_triggers(
+                table,
+                function,
+                dialect,
+                is_announced=is_announced,
+                behind_comments=targets.leading_comments,
+            ),
+        ]
     for table, (function, definition) in statement_functions(tables, targets, dialect).items():
         statements += [
             definition,
@@ -182,7 +194,10 @@ def statement_functions(
     for table, plan in targets.tables.items():
         if statement_trigger_names(table, plan):
             name = _function_name(table, "audit_statement", dialect)
-            functions[table] = (name, statement_function(tables, name, table, plan, dialect))
+            function = statement_function(
+                tables, name, table, plan, dialect, behind_comments=targets.leading_comments
+            )
+            functions[table] = (name, function)
     return functions
 
 
@@ -245,7 +260,9 @@ def capture_triggers_enabled(
     return bool(row[0]), bool(row[1]) and statement_trigger is not None
 
 
-def _triggers(table: Table, function: str, dialect: Dialect, *, is_announced: bool) -> list[str]:
+def _triggers(
+    table: Table, function: str, dialect: Dialect, *, is_announced: bool, behind_comments: bool
+) -> list[str]:
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
@@ -254,9 +271,11 @@ def _triggers(table: Table, function: str, dialect: Dialect, *, is_announced: bo
     # included, are its statement triggers'; those of a statement the session logs
     # itself (``FLUSHED``) are the flushed trigger's, which checks them against the
     # rows already written; every other change is the row trigger's, which logs it.
-    flushed = query_starts_with(FLUSHED)
+    flushed = query_starts_with(FLUSHED, behind_comments=behind_comments)
     when = (
-        f"NOT {announced(table, dialect)} AND NOT {flushed}" if is_announced else f"NOT {flushed}"
+        f"NOT {announced(table, dialect, behind_comments=behind_comments)} AND NOT {flushed}"
+        if is_announced
+        else f"NOT {flushed}"
     )
     row = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
     return [

@@ -409,10 +409,10 @@ def announcement(table: Table, dialect: Dialect) -> str:
     return f"/* {announcement_token(table, dialect)} */"
 
 
-def announced(table: Table, dialect: Dialect) -> str:
+def announced(table: Table, dialect: Dialect, *, behind_comments: bool) -> str:
     """The SQL condition that the current client query starts with ``table``'s
-    announcement."""
-    return query_starts_with(announcement(table, dialect))
+    announcement (``query_starts_with``)."""
+    return query_starts_with(announcement(table, dialect), behind_comments=behind_comments)
 
 
 def flush_insert_prefix(table: Table, dialect: Dialect) -> str:
@@ -428,7 +428,13 @@ def announcement_token(table: Table, dialect: Dialect) -> str:
 
 
 def statement_function(
-    tables: AuditTables, name: str, table: Table, plan: ClassPlan, dialect: Dialect
+    tables: AuditTables,
+    name: str,
+    table: Table,
+    plan: ClassPlan,
+    dialect: Dialect,
+    *,
+    behind_comments: bool,
 ) -> str:
     """The function of ``table``'s statement triggers: it logs, set-based, every row of
     an announced statement (``announcement``), and does nothing for any other.
@@ -440,11 +446,14 @@ def statement_function(
     but never silence it. That holds at any trigger depth: the database's cascades into
     the same table land in the statement's own transition tables, and a statement that
     one of the application's triggers runs has its own, and its own statement trigger
-    call, under the same announcement (the client's query text).
+    call, under the same announcement (the client's query text). It reads the
+    announcement as the row trigger's ``WHEN`` does (``behind_comments``), so that each
+    row is logged by exactly one of them.
     """
     branches = []
     if plan.create is not None:
-        branches.append(("INSERT", _set_inserts(tables, table, plan, dialect)))
+        inserts = _set_inserts(tables, table, plan, dialect, behind_comments=behind_comments)
+        branches.append(("INSERT", inserts))
     if plan.update is not None or plan.on_change:
         branches.append(("UPDATE", _set_update(tables, plan, dialect)))
     if plan.delete is not None:
@@ -455,7 +464,7 @@ def statement_function(
     )
     body = f"""
 BEGIN
-    IF NOT {announced(table, dialect)} THEN
+    IF NOT {announced(table, dialect, behind_comments=behind_comments)} THEN
         RETURN NULL;  -- not announced: the row trigger logs each row
     END IF;
     {logs}
@@ -497,7 +506,9 @@ def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
     )
 
 
-def _set_inserts(tables: AuditTables, table: Table, plan: ClassPlan, dialect: Dialect) -> str:
+def _set_inserts(
+    tables: AuditTables, table: Table, plan: ClassPlan, dialect: Dialect, *, behind_comments: bool
+) -> str:
     """The log of an INSERT's rows: as the flush's own (at the flush's time, which the
     flush set in ``FLUSHED_AT``) when the announcement says so (capture/inserts.py),
     else as a statement's."""
@@ -507,7 +518,7 @@ def _set_inserts(tables: AuditTables, table: Table, plan: ClassPlan, dialect: Di
         "clock_timestamp())"
     )
     return (
-        f"IF {query_starts_with(flushed)} THEN\n            "
+        f"IF {query_starts_with(flushed, behind_comments=behind_comments)} THEN\n            "
         f"{_set_one_side(tables, plan, dialect, 'INSERT', flushed_at=stamp)};\n        ELSE\n"
         f"            {_set_one_side(tables, plan, dialect, 'INSERT')};\n        END IF"
     )
