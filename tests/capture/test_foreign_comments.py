@@ -213,8 +213,8 @@ def test_a_forged_mark_behind_other_text_is_still_checked(
 
 
 # The condition the triggers test, with the query given rather than the session's own.
-def _finds(engine: Engine, mark: str, query: str) -> bool:
-    condition = query_starts_with(mark, behind_comments=True).replace(
+def _finds(engine: Engine, marks: tuple[str, ...], query: str) -> bool:
+    condition = query_starts_with(*marks, behind_comments=True).replace(
         "current_query()", "CAST(%(query)s AS text)"
     )
     with engine.connect() as connection:
@@ -248,9 +248,12 @@ def test_a_mark_is_found_behind_any_comments_and_nowhere_else(
     engine: Engine, comments: list[tuple[str, str]], rest: str
 ) -> None:
     leading = "".join(f"/*{body}*/{space}" for body, space in comments)
-    for mark in (FLUSHED, "/* auditkeeper:statement-capture:0123abcdef */"):
-        assert _finds(engine, mark, leading + mark + rest)
-        # Text that is not a comment before the mark hides it.
-        assert not _finds(engine, mark, leading + "SELECT 1; " + mark + rest)
-        if mark not in rest:
-            assert not _finds(engine, mark, leading + rest)
+    announcement = "/* auditkeeper:statement-capture:0123abcdef */"
+    # One mark looked for, then either of two (the capture trigger's WHEN).
+    for marks in ((FLUSHED,), (announcement,), (announcement, FLUSHED)):
+        for mark in marks:
+            assert _finds(engine, marks, leading + mark + rest)
+            # Text that is not a comment before the mark hides it.
+            assert not _finds(engine, marks, leading + "SELECT 1; " + mark + rest)
+        if not any(mark in rest for mark in marks):
+            assert not _finds(engine, marks, leading + rest)

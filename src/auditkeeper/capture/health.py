@@ -220,7 +220,7 @@ def _leading_text_problems(keeper: Auditkeeper, connection: Connection) -> list[
     if not isinstance(received, str) or received.startswith(_PROBE):
         return []
     before = received.split(_PROBE, 1)[0]
-    if re.fullmatch(r"(/\*([^*]|\*+[^*/])*\*+/\s*)+", before):
+    if re.fullmatch(r"(/\*[^*]*\*+([^*/][^*]*\*+)*/\s*)+", before):
         if keeper._recorder.leading_comments:
             return []
         return [

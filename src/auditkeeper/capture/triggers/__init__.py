@@ -82,6 +82,7 @@ __all__ = [
     "flush_insert_prefix",
     "flushed_trigger_name",
     "install_capture",
+    "row_triggers",
     "is_current_transaction_index",
     "single_table",
     "statement_functions",
@@ -169,7 +170,7 @@ def capture_statements(tables: AuditTables, targets: CaptureTargets, dialect: Di
         )
         statements += [
             definition,
-            *_triggers(
+            *row_triggers(
                 table,
                 function,
                 dialect,
@@ -260,9 +261,13 @@ def capture_triggers_enabled(
     return bool(row[0]), bool(row[1]) and statement_trigger is not None
 
 
-def _triggers(
+def row_triggers(
     table: Table, function: str, dialect: Dialect, *, is_announced: bool, behind_comments: bool
 ) -> list[str]:
+    """PostgreSQL: the DDL of ``table``'s row triggers on ``function``: the capture and
+    the flushed trigger, split by the marks their ``WHEN`` reads (``is_announced``: the
+    table has statement triggers; ``behind_comments``: ``query_starts_with``), and the
+    one that refuses TRUNCATE."""
     preparer = dialect.identifier_preparer
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
@@ -272,11 +277,13 @@ def _triggers(
     # itself (``FLUSHED``) are the flushed trigger's, which checks them against the
     # rows already written; every other change is the row trigger's, which logs it.
     flushed = query_starts_with(FLUSHED, behind_comments=behind_comments)
-    when = (
-        f"NOT {announced(table, dialect, behind_comments=behind_comments)} AND NOT {flushed}"
-        if is_announced
-        else f"NOT {flushed}"
-    )
+    if not is_announced:
+        when = f"NOT {flushed}"
+    elif behind_comments:  # one regular expression for both marks, not two
+        either = query_starts_with(announcement(table, dialect), FLUSHED, behind_comments=True)
+        when = f"NOT {either}"
+    else:
+        when = f"NOT {announced(table, dialect, behind_comments=False)} AND NOT {flushed}"
     row = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
     return [
         f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",

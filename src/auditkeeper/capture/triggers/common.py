@@ -90,34 +90,37 @@ def flushed_trigger_name(table: Table) -> str:
     return f"{table.name}{FLUSHED_SUFFIX}"
 
 
-LEADING_COMMENTS = "^(/[*]([^*]|[*]+[^*/])*[*]+/[[:space:]]*)+"
+LEADING_COMMENTS = "^(?:/[*][^*]*[*]+(?:[^*/][^*]*[*]+)*/[[:space:]]*)+"
 """PostgreSQL: the regular expression of block comments (and the white space after
 each) at the start of a query: what a tracer puts before a statement's text (Datadog's
 database monitoring at the driver, an application's listener that runs after
 auditkeeper's). Written without backslashes, which a server with
-``standard_conforming_strings`` off would read as escapes."""
+``standard_conforming_strings`` off would read as escapes, and without capturing groups,
+which make PostgreSQL's matcher slower (7.4 against 4.2 µs a match on this machine)."""
 
 
-def query_starts_with(comment: str, *, behind_comments: bool = False) -> str:
-    """The SQL condition that the current client query starts with ``comment`` (with
-    ``behind_comments``, or with block comments and then ``comment``): its text as the
-    client sent it, which nothing the query does can change (false where there is no
+def query_starts_with(*comments: str, behind_comments: bool = False) -> str:
+    """The SQL condition that the current client query starts with one of ``comments``
+    (with ``behind_comments``, or with block comments and then one of them): its text as
+    the client sent it, which nothing the query does can change (false where there is no
     client query, as in a replication worker).
 
-    Behind comments, the prefix is compared first, and the regular expression runs only
-    for a query that starts with another comment than auditkeeper's. The longer
+    Behind comments, the prefixes are compared first, and one regular expression for
+    all of ``comments`` runs only for a query that starts with another comment than
+    auditkeeper's. The longer
     condition is not free: a row trigger's ``WHEN`` is read and prepared again for each
     statement, and SQLAlchemy sends a flush's UPDATEs and DELETEs one row per statement
     (bench/README.md, "A tracer's comments before the marks"); hence the choice
     (``Auditkeeper(leading_comments=True)``). A comment nested in another is not looked
     past: its statement's changes are then logged as raw SQL's (a flush's a second
     time), never left unlogged."""
-    literal = sql_literal(comment)
+    prefixes = " OR ".join(f"starts_with(current_query(), {sql_literal(c)})" for c in comments)
     if not behind_comments:
-        return f"coalesce(starts_with(current_query(), {literal}), false)"
-    pattern = sql_literal(LEADING_COMMENTS + _bracketed(comment))
+        return f"coalesce({prefixes}, false)"
+    marks = "|".join(_bracketed(comment) for comment in comments)
+    pattern = sql_literal(f"{LEADING_COMMENTS}(?:{marks})")
     return (
-        f"coalesce(starts_with(current_query(), {literal}) "
+        f"coalesce({prefixes} "
         "OR (NOT starts_with(current_query(), '/* auditkeeper:') "
         "AND starts_with(current_query(), '/*') "
         f"AND current_query() ~ {pattern}), false)"
