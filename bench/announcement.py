@@ -48,7 +48,7 @@ def _forms() -> dict[str, str | None]:
     token = announcement_token(table, dialect)
     return {
         "none": None,
-        "prefix": f"NOT {announced(table, dialect)}",
+        "prefix": f"NOT {announced(table, dialect, behind_comments=False)}",
         "search": f"coalesce(strpos(current_query(), '{token}'), 0) = 0",
     }
 
