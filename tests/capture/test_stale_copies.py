@@ -114,9 +114,9 @@ def _stored(engine: Engine, card_id: int) -> dict[str, Any]:
         }
 
 
-def _new_card(sessions: Any) -> None:
+def _new_card(sessions: Any, **values: Any) -> None:
     with auditkeeper.acting_as(1), sessions() as session:
-        session.add(Card(id=1, title="Draft"))
+        session.add(Card(id=1, title="Draft", **values))
         session.commit()
 
 
@@ -140,11 +140,15 @@ def _retitle(session: Session, card: Card) -> None:
 
 
 def _save_over(
-    sessions: Any, field: str, value: Any, save: Callable[[Session, Card], None] = _retitle
+    sessions: Any,
+    field: str,
+    value: Any,
+    save: Callable[[Session, Card], None] = _retitle,
+    **initial: Any,
 ) -> None:
-    """Read the card, let another transaction set ``field`` and commit, then ``save``
-    from the copy read first."""
-    _new_card(sessions)
+    """Create the card (with ``initial`` values), read it, let another transaction set
+    ``field`` and commit, then ``save`` from the copy read first."""
+    _new_card(sessions, **initial)
     stale = sessions()
     card = stale.get_one(Card, 1)  # read now; the other transaction commits after
     with auditkeeper.acting_as(2), sessions() as other:
@@ -190,6 +194,44 @@ def test_a_number_another_transaction_changed_is_compared_as_a_number(
     _assert_logged_as_stored(engine, field)
 
 
+# Fields another transaction empties: the stored value is NULL, the session's copy not.
+EMPTIED = {field: OTHER_CHANGES[field] for field in ("owner", "due", "seen_at", "labels")}
+POSTGRESQL_EMPTIED = {"estimate": POSTGRESQL_CHANGES["estimate"]}
+
+
+@pytest.mark.parametrize("field", sorted(EMPTIED))
+def test_a_field_another_transaction_emptied_is_logged_as_stored(
+    engine: Engine, sessions: Any, field: str
+) -> None:
+    _save_over(sessions, field, None, **{field: EMPTIED[field]})
+    _assert_logged_as_stored(engine, field)
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize("field", sorted(POSTGRESQL_EMPTIED))
+def test_a_number_another_transaction_emptied_is_logged_as_stored(
+    engine: Engine, sessions: Any, field: str
+) -> None:
+    _save_over(sessions, field, None, **{field: POSTGRESQL_EMPTIED[field]})
+    _assert_logged_as_stored(engine, field)
+
+
+def test_a_lost_update_over_an_emptied_field_is_logged_from_null(
+    engine: Engine, sessions: Any
+) -> None:
+    later = uuid.UUID("87654321-4321-8765-4321-876543218765")
+    _save_over(sessions, "owner", None, lambda _, card: setattr(card, "owner", later), owner=OWNER)
+
+    rows = _rows(engine, Kind.CARD)
+    assert [row.difference for row in rows[1:]] == [
+        {"owner": [str(OWNER), None]},
+        {"owner": [str(OWNER), str(later)]},
+        {"owner": [None, str(later)]},
+    ]
+    assert rows[-1].context == {"captured_by": "database trigger"}
+    assert rows[-1].current == _stored(engine, 1)
+
+
 def test_a_fresh_copy_is_logged_once(engine: Engine, sessions: Any) -> None:
     _new_card(sessions)
     with auditkeeper.acting_as(2), sessions() as other:
@@ -227,6 +269,17 @@ def test_deleting_a_stale_copy_logs_what_was_deleted(engine: Engine, sessions: A
     assert as_seen.action == as_stored.action == Action.DELETE
     assert as_seen.previous["points"] == 0
     assert as_stored.previous["points"] == 5
+    assert as_stored.context == {"captured_by": "database trigger"}
+
+
+def test_deleting_a_copy_of_a_field_since_emptied_logs_the_null(
+    engine: Engine, sessions: Any
+) -> None:
+    _save_over(sessions, "owner", None, Session.delete, owner=OWNER)
+
+    *_, as_seen, as_stored = _rows(engine, Kind.CARD)
+    assert as_seen.previous["owner"] == str(OWNER)
+    assert as_stored.previous["owner"] is None
     assert as_stored.context == {"captured_by": "database trigger"}
 
 

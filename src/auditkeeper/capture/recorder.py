@@ -607,17 +607,16 @@ def _covers(
 
 def _same_values(document: Any, stored: dict[str, Any], fields: _Compared) -> bool:
     """Whether ``document`` holds the stored values of ``fields``, each compared by its
-    column's test where the two differ in form; nulls aside, as in PostgreSQL's probes."""
+    column's test where the two differ in form; a null only as a null."""
     if document == stored:  # the usual answer, at the speed of one dict comparison
         return True
     if document is None:
         return False
     for name, same in fields.items():
-        value = stored.get(name)
-        if value is None:
+        value, mine = stored.get(name), document.get(name)
+        if mine == value:
             continue
-        mine = document.get(name)
-        if mine != value and not same(mine, value):
+        if mine is None or value is None or not same(mine, value):
             return False
     return True
 

@@ -660,15 +660,28 @@ def _same_updates(plan: ClassPlan, changed: str) -> str:
             continue
         name = sql_literal(column.name)
         quoted = quote_column(column.name)
-        left_alone = f"{name} = ANY({changed}) OR {_FLUSHED_DIFFERENCE} ? {name}"
         if exact_twin(column.column):
             if isinstance(column.column.type, String):  # no JSON to build: the text
-                same = f'({_FLUSHED_PREVIOUS} ->> {name}) = OLD.{quoted}::text COLLATE "C"'
+                same = (
+                    f"({_FLUSHED_PREVIOUS} ->> {name}) IS NOT DISTINCT FROM "
+                    f'OLD.{quoted}::text COLLATE "C"'
+                )
             else:
-                same = f"({_FLUSHED_PREVIOUS} -> {name}) = to_jsonb(OLD.{quoted})"
-            # Nulls aside, as in the probes.
+                same = (
+                    f"({_FLUSHED_PREVIOUS} -> {name}) = "
+                    f"coalesce(to_jsonb(OLD.{quoted}), 'null'::jsonb)"
+                )
+            # A changed twin's values are the probes', which leave nulls out: a null
+            # before or after must be the row's null too.
+            nulls = (
+                f"(OLD.{quoted} IS NOT NULL OR ({_FLUSHED_PREVIOUS} -> {name}) = 'null'::jsonb)"
+                f" AND (NEW.{quoted} IS NOT NULL"
+                f" OR (candidate -> 'current' -> {name}) = 'null'::jsonb)"
+            )
             conditions.append(
-                f"\n                    AND ({left_alone} OR OLD.{quoted} IS NULL OR {same})"
+                f"\n                    AND (CASE WHEN {name} = ANY({changed}) THEN {nulls}"
+                f"\n                        WHEN {_FLUSHED_DIFFERENCE} ? {name} THEN true"
+                f"\n                        ELSE {same} END)"
             )
             continue
         before = same_value_expression(
@@ -690,8 +703,10 @@ def _same_updates(plan: ClassPlan, changed: str) -> str:
 
 def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
     """The values of ``row`` that identify a change in a row another path wrote: the
-    columns whose JSON is the same from SQL and from Python (not redacted), only the
-    changed ones for an update; their nulls left out."""
+    columns whose JSON is the same from SQL and from Python (not redacted). For an
+    update only the changed ones, their nulls left out (the unchanged ones are null
+    here; ``_same_updates`` tests the changed nulls); for a creation or deletion every
+    one, a null as JSON null, which the flush's documents hold too."""
     pairs = []
     for column in plan.columns:
         if column.redact or not exact_twin(column.column):
@@ -702,7 +717,9 @@ def _probe(row: str, plan: ClassPlan, *, changed_only: bool = False) -> str:
         pairs.append(f"{sql_literal(column.name)}, {value}")
     if not pairs:
         return "'{}'::jsonb"
-    return f"jsonb_strip_nulls({_json_object(pairs)})"
+    if changed_only:
+        return f"jsonb_strip_nulls({_json_object(pairs)})"
+    return _json_object(pairs)
 
 
 def _changed(plan: ClassPlan, old: str = "OLD", new: str = "NEW") -> str:
