@@ -16,6 +16,7 @@ from sqlalchemy.types import TypeEngine
 from ..errors import ConfigurationError, ReadOnlyLogError
 from ..model.ddl import attach_to_metadata, install_statements, install_triggers
 from ..model.procedures import procedure_statements
+from ..model.statements import execute_text
 from ..model.tables import (
     AuditEntry,
     AuditTables,
@@ -186,11 +187,11 @@ class Auditkeeper:
             else:
                 table.create(connection)  # its after_create hook installs the triggers
         for statement in storage_statements(self.tables.log, connection.dialect.name):
-            connection.exec_driver_sql(statement)  # tables made by an older version too
+            execute_text(connection, statement)  # tables made by an older version too
         sync_catalogue(connection, self.tables, self._recorder.enums())
         if connection.dialect.name == "postgresql":
             for statement in procedure_statements(self.tables, connection.dialect):
-                connection.exec_driver_sql(statement.replace("%", "%%"))
+                execute_text(connection, statement)
             publish_entities(self._recorder, connection)
         install_capture(self._recorder, connection)
 

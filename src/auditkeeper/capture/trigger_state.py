@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import re
 import uuid
 import weakref
@@ -273,7 +274,8 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
         asked.append(f"set_config('{ACTOR_SETTING}', %s, true)")
         parameters.append(setting)
     if asked:
-        cursor.execute(f"SELECT {', '.join(asked)}", parameters)
+        query = _positional(f"SELECT {', '.join(asked)}", connection.dialect.paramstyle)
+        cursor.execute(query, parameters)
         answer = cursor.fetchone()
         if table not in ready:
             ready[table] = bool(answer[0])
@@ -327,8 +329,25 @@ def _before_execute(
             return
     elif has_it:
         return  # this transaction has it already (actors are immutable)
-    cursor.execute(_SQLITE_SET if sqlite else _PG_SET, (actor_setting(connection, actor),))
+    query = _SQLITE_SET if sqlite else _positional(_PG_SET, connection.dialect.paramstyle)
+    cursor.execute(query, (actor_setting(connection, actor),))
     note_actor_set(connection, actor)
+
+
+_MARKERS = {"qmark": "?", "numeric": ":{}", "numeric_dollar": "${}"}
+"""Positional placeholders other than ``%s``, numbered from 1 where they are numbered."""
+
+
+@functools.lru_cache(maxsize=64)
+def _positional(query: str, paramstyle: str) -> str:
+    """``query``, written with ``%s`` placeholders for the driver's cursor (psycopg,
+    psycopg2 and pg8000 take them), with the placeholders of ``paramstyle`` instead
+    (asyncpg's ``$1``)."""
+    marker = _MARKERS.get(paramstyle)
+    if marker is None:
+        return query
+    first, *rest = query.split("%s")
+    return first + "".join(marker.format(n) + part for n, part in enumerate(rest, start=1))
 
 
 def _text_kind(statement: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Table, event
 from sqlalchemy.engine import Connection, Dialect
 
+from .statements import execute_text
 from .tables import AuditTables
 
 __all__ = [
@@ -54,10 +55,8 @@ def install_triggers(
     tables: AuditTables, connection: Connection, *, only: Table | None = None
 ) -> None:
     """Create (or replace) the triggers on an open connection, in its transaction."""
-    escape = connection.dialect.paramstyle in ("format", "pyformat")
     for statement in install_statements(tables, connection.dialect, only=only):
-        # exec_driver_sql hands the driver a parameter list, so '%' must be doubled.
-        connection.exec_driver_sql(statement.replace("%", "%%") if escape else statement)
+        execute_text(connection, statement)
 
 
 def attach_to_metadata(tables: AuditTables) -> None:

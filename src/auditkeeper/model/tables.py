@@ -36,6 +36,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ReadOnlyLogError
+from .statements import execute_text
 from .types import JSONDocument, UTCDateTime
 
 __all__ = [
@@ -252,10 +253,8 @@ def storage_statements(log: Table, dialect_name: str) -> list[str]:
 
 
 def _set_storage(log: Table, connection: Connection, **kw: object) -> None:
-    # exec_driver_sql hands the driver a parameter list, so '%' must be doubled.
-    escape = connection.dialect.paramstyle in ("format", "pyformat")
     for statement in storage_statements(log, connection.dialect.name):
-        connection.exec_driver_sql(statement.replace("%", "%%") if escape else statement)
+        execute_text(connection, statement)
 
 
 class AuditEntry:

@@ -33,6 +33,7 @@ from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
 
+from ...model.statements import execute_text
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
@@ -221,9 +222,7 @@ def install_capture(recorder: Recorder, connection: Connection) -> int:
     returns how many tables have them."""
     targets = capture_targets(recorder, present=existing_tables(recorder, connection))
     for statement in capture_statements(recorder.tables, targets, connection.dialect):
-        # exec_driver_sql hands the driver a parameter list, so '%' must be doubled.
-        escape = connection.dialect.paramstyle in ("format", "pyformat")
-        connection.exec_driver_sql(statement.replace("%", "%%") if escape else statement)
+        execute_text(connection, statement)
     return len(targets.all_tables())
 
 
