@@ -131,8 +131,7 @@ OTHER_CHANGES = {
     "seen_at": dt.datetime(2031, 2, 3, 4, 5, 6),
     "labels": {"tags": ["urgent", 1.5]},
 }
-# SQLite stores a Numeric as a REAL, and does not compare it.
-POSTGRESQL_CHANGES = {"estimate": decimal.Decimal("2.5")}
+# SQLite stores a Numeric as a REAL, and does not compare it: POSTGRESQL_CHANGED below.
 
 
 def _retitle(session: Session, card: Card) -> None:
@@ -177,42 +176,32 @@ def _assert_logged_as_stored(engine: Engine, field: str) -> None:
     assert as_stored.user_id == 3 and as_stored.transaction_id == as_seen.transaction_id
 
 
-@pytest.mark.parametrize("field", sorted(OTHER_CHANGES))
+# (field, its value when created, the other transaction's): a field changed, and one
+# emptied (the stored value is NULL, the session's copy not).
+CHANGED = [(field, None, value) for field, value in sorted(OTHER_CHANGES.items())] + [
+    (field, OTHER_CHANGES[field], None) for field in ("due", "labels", "owner", "seen_at")
+]
+POSTGRESQL_CHANGED = [("estimate", None, decimal.Decimal("2.5")), ("estimate", 1, None)]
+
+
+def _created_with(field: str, value: Any) -> dict[str, Any]:
+    return {} if value is None else {field: value}
+
+
+@pytest.mark.parametrize(("field", "created", "changed"), CHANGED)
 def test_a_field_another_transaction_changed_since_the_read_is_logged_as_stored(
-    engine: Engine, sessions: Any, field: str
+    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
 ) -> None:
-    _save_over(sessions, field, OTHER_CHANGES[field])
+    _save_over(sessions, field, changed, **_created_with(field, created))
     _assert_logged_as_stored(engine, field)
 
 
 @POSTGRES_ONLY
-@pytest.mark.parametrize("field", sorted(POSTGRESQL_CHANGES))
+@pytest.mark.parametrize(("field", "created", "changed"), POSTGRESQL_CHANGED)
 def test_a_number_another_transaction_changed_is_compared_as_a_number(
-    engine: Engine, sessions: Any, field: str
+    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
 ) -> None:
-    _save_over(sessions, field, POSTGRESQL_CHANGES[field])
-    _assert_logged_as_stored(engine, field)
-
-
-# Fields another transaction empties: the stored value is NULL, the session's copy not.
-EMPTIED = {field: OTHER_CHANGES[field] for field in ("owner", "due", "seen_at", "labels")}
-POSTGRESQL_EMPTIED = {"estimate": POSTGRESQL_CHANGES["estimate"]}
-
-
-@pytest.mark.parametrize("field", sorted(EMPTIED))
-def test_a_field_another_transaction_emptied_is_logged_as_stored(
-    engine: Engine, sessions: Any, field: str
-) -> None:
-    _save_over(sessions, field, None, **{field: EMPTIED[field]})
-    _assert_logged_as_stored(engine, field)
-
-
-@POSTGRES_ONLY
-@pytest.mark.parametrize("field", sorted(POSTGRESQL_EMPTIED))
-def test_a_number_another_transaction_emptied_is_logged_as_stored(
-    engine: Engine, sessions: Any, field: str
-) -> None:
-    _save_over(sessions, field, None, **{field: POSTGRESQL_EMPTIED[field]})
+    _save_over(sessions, field, changed, **_created_with(field, created))
     _assert_logged_as_stored(engine, field)
 
 
@@ -236,7 +225,7 @@ def test_a_fresh_copy_is_logged_once(engine: Engine, sessions: Any) -> None:
     _new_card(sessions)
     with auditkeeper.acting_as(2), sessions() as other:
         card = other.get_one(Card, 1)
-        for field, value in {**OTHER_CHANGES, **POSTGRESQL_CHANGES}.items():
+        for field, value in {**OTHER_CHANGES, "estimate": decimal.Decimal("2.5")}.items():
             setattr(card, field, value)
         other.commit()
     with auditkeeper.acting_as(3), sessions() as session:
