@@ -203,6 +203,37 @@ def test_class_attribute_form_and_inheritance(database) -> None:
     ]
 
 
+def test_two_classes_may_not_share_an_entity_type(database) -> None:
+    # A record is its entity type and key: Note 1 and Memo 1 would be one record.
+    class Base(DeclarativeBase):
+        pass
+
+    keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Act, entity_types=Kind)
+
+    @auditkeeper.audited(entity_type=Kind.ITEM, create=Act.CREATE)
+    class Note(Base):
+        __tablename__ = "notes"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    @auditkeeper.audited(entity_type=Kind.ITEM, create=Act.CREATE)
+    class Memo(Base):
+        __tablename__ = "memos"
+        id: Mapped[int] = mapped_column(primary_key=True)
+
+    engine = database.engine()
+    message = "entity type Kind.ITEM is declared by both (Note and Memo|Memo and Note)"
+    # Refused where the capture triggers are made, and again at each use.
+    with pytest.raises(auditkeeper.ConfigurationError, match=message):
+        Base.metadata.create_all(engine)
+    with pytest.raises(auditkeeper.ConfigurationError, match=message):
+        keeper.create_all(engine)
+    factory = sessionmaker(engine)
+    keeper.install(factory)
+    with factory() as session, pytest.raises(auditkeeper.ConfigurationError, match=message):
+        session.add_all([Note(id=1), Memo(id=1)])
+        session.flush()
+
+
 def test_keys_uuid_string_and_composite(database) -> None:
     class Base(DeclarativeBase):
         pass

@@ -27,6 +27,7 @@ class Action(enum.IntEnum):
 class Kind(enum.IntEnum):
     NODE = 1
     LEAF = 2
+    ODD = 3
 
 
 class Base(DeclarativeBase):
@@ -322,7 +323,7 @@ class Odd(Base):
 
 
 auditkeeper.audited(
-    entity_type=Kind.LEAF, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
+    entity_type=Kind.ODD, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
 )(Odd)
 
 
@@ -337,7 +338,7 @@ def test_names_sql_must_quote_survive_every_path(engine: Engine, sessions):
     with sessions() as session:
         session.execute(delete(Odd))
         session.commit()
-    rows = [r for r in changes(engine) if r.entity_type == Kind.LEAF]
+    rows = [r for r in changes(engine) if r.entity_type == Kind.ODD]
     assert [r.action for r in rows] == [Action.CREATE, Action.UPDATE, Action.DELETE]
     created, updated, deleted = rows
     # Documents name the columns, as the database does.

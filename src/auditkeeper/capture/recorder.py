@@ -33,7 +33,7 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_INITIALIZE
 from sqlalchemy.sql.elements import ClauseElement
 
-from ..errors import ActorError, CaptureError, ReadOnlyLogError
+from ..errors import ActorError, CaptureError, ConfigurationError, ReadOnlyLogError
 from ..model import values
 from ..model.ddl import transaction_id_function
 from ..model.sql_values import sqlite_same_value
@@ -99,6 +99,8 @@ class Recorder:
         self.require_actor = require_actor
         self.entry_mapper = entry_mapper
         self._plans: dict[Mapper[Any], ClassPlan | None] = {}
+        self._entity_type_owners: dict[int, Mapper[Any]] = {}
+        """Each entity type's class hierarchy (its base mapper): one per entity type."""
         self._verified: weakref.WeakSet[Engine] = weakref.WeakSet()
         self._computed_by_dialect: weakref.WeakKeyDictionary[Dialect, dict[str, Any]] = (
             weakref.WeakKeyDictionary()
@@ -117,8 +119,23 @@ class Recorder:
         if self._may_audit(mapper):
             plan = build_plan(mapper, actions=self.actions, entity_types=self.entity_types)
         with self._lock:
+            if plan is not None:
+                self._claim_entity_type(mapper, plan)
             self._plans[mapper] = plan
         return plan
+
+    def _claim_entity_type(self, mapper: Mapper[Any], plan: ClassPlan) -> None:
+        """Refuse a second class hierarchy declaring an entity type already declared: a
+        record is its entity type and key, so their records' histories would mix."""
+        owner = self._entity_type_owners.setdefault(plan.entity_type, mapper.base_mapper)
+        if owner is not mapper.base_mapper:
+            name = self.entity_types(plan.entity_type).name
+            raise ConfigurationError(
+                f"entity type {self.entity_types.__name__}.{name} is declared by both "
+                f"{owner.class_.__name__} and {mapper.class_.__name__}: give each audited "
+                "class (or inheritance hierarchy) an entity type of its own, or the log "
+                "would mix their records"
+            )
 
     def _may_audit(self, mapper: Mapper[Any]) -> bool:
         """Whether this log may record ``mapper``'s class: not when its table's MetaData
