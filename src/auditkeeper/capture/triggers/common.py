@@ -107,13 +107,12 @@ def query_starts_with(*comments: str, behind_comments: bool = False) -> str:
 
     Behind comments, the prefixes are compared first, and one regular expression for
     all of ``comments`` runs only for a query that starts with another comment than
-    auditkeeper's. The longer
-    condition is not free: a row trigger's ``WHEN`` is read and prepared again for each
-    statement, and SQLAlchemy sends a flush's UPDATEs and DELETEs one row per statement
-    (bench/README.md, "A tracer's comments before the marks"); hence the choice
-    (``Auditkeeper(leading_comments=True)``). A comment nested in another is not looked
-    past: its statement's changes are then logged as raw SQL's (a flush's a second
-    time), never left unlogged."""
+    auditkeeper's. The longer condition is not free: a row trigger's ``WHEN`` is read
+    and prepared again for each statement, and SQLAlchemy sends a flush's UPDATEs and
+    DELETEs one row per statement (bench/README.md, "A tracer's comments before the
+    marks"); hence the choice (``Auditkeeper(leading_comments=True)``). A comment nested
+    in another is not looked past: its statement's changes are then logged as raw SQL's
+    (a flush's a second time), never left unlogged."""
     prefixes = " OR ".join(f"starts_with(current_query(), {sql_literal(c)})" for c in comments)
     if not behind_comments:
         return f"coalesce({prefixes}, false)"

@@ -650,8 +650,8 @@ def _same_updates(plan: ClassPlan, changed: str) -> str:
     variables above), that it logged this update as stored. A changed column that is not
     an exact twin: its values before and after are OLD's and NEW's, compared as its type
     (``probe_old`` and ``probe_new`` compare the twins). A column the row says the flush
-    left alone: its value before is OLD's, or the session's copy was older than the
-    record. Columns the flush changed in another statement of its own (a
+    left alone: its value before is OLD's (a null only as a null), or the session's copy
+    was older than the record. Columns the flush changed in another statement of its own (a
     ``post_update``) are left out. Each is compared by the column, without building a
     document of OLD: that cost about 20 µs a row (bench/README.md, eleventh session)."""
     conditions = []
