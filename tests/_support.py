@@ -110,3 +110,22 @@ def databases_named(server_url: str, prefix: str) -> int:
             return int(connection.execute(query, {"prefix": prefix}).scalar_one())
     finally:
         engine.dispose()
+
+
+def drop_capture_triggers(engine: Engine, table: str) -> None:
+    """As in a database whose triggers were never installed: the bulk path reads the
+    rows and logs them from Python."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "sqlite":
+            found = connection.exec_driver_sql(
+                f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{table}'"
+            )
+            for (name,) in found.all():
+                connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        else:
+            found = connection.exec_driver_sql(
+                f"SELECT tgname FROM pg_trigger WHERE tgrelid = '{table}'::regclass "
+                "AND NOT tgisinternal"
+            )
+            for (name,) in found.all():
+                connection.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')

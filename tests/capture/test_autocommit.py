@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import auditkeeper
 from auditkeeper.demo.crm import AuditLogActions, Crm
 from auditkeeper.errors import StoreError
-from tests._support import entries, installed_sessions
+from tests._support import drop_capture_triggers, entries, installed_sessions
 
 ANN = 1
 """The first of the ``users`` fixture's people, who acts in these tests."""
@@ -334,25 +334,6 @@ def test_an_async_transaction_of_the_applications_own_is_left_to_it(
     in_an_async_session(crm, database, rename_and_roll_back)
     assert names(crm, engine) == ["A"]
     assert [e.action for e in entries(crm, engine)] == [AuditLogActions.BUSINESS_CREATE]
-
-
-def drop_capture_triggers(engine: Engine, table: str) -> None:
-    """As in a database whose triggers were never installed: the bulk path reads the
-    rows and logs them from Python."""
-    with engine.begin() as connection:
-        if engine.dialect.name == "sqlite":
-            found = connection.exec_driver_sql(
-                f"SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = '{table}'"
-            )
-            for (name,) in found.all():
-                connection.exec_driver_sql(f'DROP TRIGGER "{name}"')
-        else:
-            found = connection.exec_driver_sql(
-                f"SELECT tgname FROM pg_trigger WHERE tgrelid = '{table}'::regclass "
-                "AND NOT tgisinternal"
-            )
-            for (name,) in found.all():
-                connection.exec_driver_sql(f'DROP TRIGGER "{name}" ON {table}')
 
 
 def test_a_bulk_statement_logged_from_python_is_all_or_nothing(

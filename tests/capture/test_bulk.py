@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
-from sqlalchemy import Engine, delete, event, func, insert, select, update
+from sqlalchemy import Engine, delete, event, func, insert, select, text, update
 from sqlalchemy.orm import Session
 
 import auditkeeper
 from auditkeeper.demo.crm import AuditLogActions as A
 from auditkeeper.demo.crm import AuditLogEntityTypes as T
 from auditkeeper.demo.crm import Crm
-from tests._support import StatementCounter, entries
+from tests._support import POSTGRES_ONLY, StatementCounter, drop_capture_triggers, entries
 
 N = 1000
 
@@ -208,3 +211,53 @@ def test_bulk_statements_read_no_row_into_python(crm: Crm, engine: Engine, audit
     assert len([r for r in rows if r.action == A.LEAD_UPDATE]) == N // 2
     assert len([r for r in rows if r.action == A.LEAD_DELETE]) == N // 10
     assert len([r for r in rows if r.action == A.LEAD_CREATE]) == 10
+
+
+@POSTGRES_ONLY
+def test_a_bulk_statement_logged_from_python_waits_for_a_concurrent_writer(
+    crm: Crm, engine: Engine, audited_sessions
+):
+    """Without capture triggers the bulk path reads the rows, runs the statement and logs
+    from Python: it reads them FOR UPDATE, so a change another transaction has not yet
+    committed is waited for, and the row's old values are the ones the statement
+    changed, not the ones before that change."""
+    drop_capture_triggers(engine, "leads")
+    with audited_sessions() as session:
+        lead = crm.Lead(name="contested", score=1)
+        session.add(lead)
+        session.commit()
+        lead_id = lead.id
+    other = engine.connect()
+    other_transaction = other.begin()
+    other.execute(update(crm.Lead).where(crm.Lead.id == lead_id).values(score=5))
+    failures: list[BaseException] = []
+
+    def bulk() -> None:
+        try:
+            with auditkeeper.acting_as_system(reason="bulk"), audited_sessions() as session:
+                statement = update(crm.Lead).where(crm.Lead.id == lead_id)
+                session.execute(statement.values(score=crm.Lead.score + 1))
+                session.commit()
+        except BaseException as error:  # reported by the test's thread
+            failures.append(error)
+
+    worker = threading.Thread(target=bulk)
+    worker.start()
+    try:
+        with engine.connect() as watcher:  # the bulk path's read waits for the row lock
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+            )
+            deadline = time.monotonic() + 10
+            while not watcher.execute(waiting).scalar() and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert watcher.execute(waiting).scalar() == 1
+    finally:
+        other_transaction.commit()
+        other.close()
+        worker.join()
+    assert failures == []
+    (row,) = [r for r in logged(crm, engine) if r.reason == "bulk"]
+    assert row.difference == {"score": [5, 6]}
+    assert row.current["score"] == 6
