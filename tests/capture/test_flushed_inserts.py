@@ -148,38 +148,49 @@ def test_the_flush_rows_share_its_time_transaction_and_order(engine: Engine, ses
     assert all(r.context is None and r.user_id == 5 for r in logged)
 
 
+# (values, field, the flush's form of it, what the database stored where the flush's
+# row says something else: then the trigger logs the creation once more, as stored).
 DIFFERENT = [
     # Python keeps the value's offset; the database writes the session's.
     (
         {"moment": dt.datetime(2024, 1, 1, 9, tzinfo=dt.timezone(dt.timedelta(hours=2)))},
         "moment",
         "2024-01-01T09:00:00+02:00",
+        None,
     ),
     # Python rounds to the column's scale half to even, PostgreSQL half away from zero.
-    ({"amount": decimal.Decimal("0.125")}, "amount", None),
-    ({"free": decimal.Decimal("1E+2")}, "free", None),
-    ({"doc": {"big": 1e16}}, "doc", None),  # Python writes it positional
-    ({"naive": dt.datetime(2024, 1, 1, tzinfo=UTC)}, "naive", None),
+    ({"amount": decimal.Decimal("0.125")}, "amount", "0.12", "0.13"),
+    ({"free": decimal.Decimal("1E+2")}, "free", None, None),
+    ({"doc": {"big": 1e16}}, "doc", None, None),  # Python writes it positional
+    ({"naive": dt.datetime(2024, 1, 1, tzinfo=UTC)}, "naive", None, None),
 ]
 
 
 @POSTGRES_ONLY
-@pytest.mark.parametrize(("values", "field", "form"), DIFFERENT, ids=range(len(DIFFERENT)))
+@pytest.mark.parametrize(
+    ("values", "field", "form", "stored"), DIFFERENT, ids=range(len(DIFFERENT))
+)
 def test_a_value_the_database_might_write_otherwise_leaves_the_row_to_the_flush(
-    engine: Engine, sessions, sent, values: dict[str, Any], field: str, form: Any
+    engine: Engine, sessions, sent, values: dict[str, Any], field: str, form: Any, stored: Any
 ):
     with sessions() as s:
         s.add(Sample(id=1, **values))
         s.commit()
     assert not set_based(sent) and client_log_writes(sent) == 1
-    (row,) = rows(engine)
+    row, *as_stored = rows(engine)
     plan = keeper._recorder.plan_for(Sample.__mapper__)
     assert plan is not None
     expected = build_row(plan, "create", {}, {"status": "new", **values, "id": 1}, (1,))
     assert expected is not None and row.changed_objects == expected["changed_objects"]
     if form is not None:
         assert row.current[field] == form
-    assert row.context is None  # the flush's row, not also the trigger's
+    assert row.context is None  # the flush's row
+    if stored is None:
+        assert as_stored == []  # not also the trigger's
+    else:
+        (again,) = as_stored
+        assert again.context == {"captured_by": "database trigger"}
+        assert again.current == {**row.current, field: stored}
 
 
 @POSTGRES_ONLY

@@ -251,24 +251,29 @@ def test_a_lost_update_is_logged_from_the_value_it_overwrote(engine: Engine, ses
     assert rows[-1].current == _stored(engine, 1)
 
 
-def test_deleting_a_stale_copy_logs_what_was_deleted(engine: Engine, sessions: Any) -> None:
-    _save_over(sessions, "points", 5, Session.delete)
-
-    *_, as_seen, as_stored = _rows(engine, Kind.CARD)
-    assert as_seen.action == as_stored.action == Action.DELETE
-    assert as_seen.previous["points"] == 0
-    assert as_stored.previous["points"] == 5
-    assert as_stored.context == {"captured_by": "database trigger"}
-
-
-def test_deleting_a_copy_of_a_field_since_emptied_logs_the_null(
-    engine: Engine, sessions: Any
+@pytest.mark.parametrize(("field", "created", "changed"), CHANGED)
+def test_deleting_a_stale_copy_logs_what_was_deleted(
+    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
 ) -> None:
-    _save_over(sessions, "owner", None, Session.delete, owner=OWNER)
+    _save_over(sessions, field, changed, Session.delete, **_created_with(field, created))
+    _assert_deletion_logged_as_stored(engine, field)
 
-    *_, as_seen, as_stored = _rows(engine, Kind.CARD)
-    assert as_seen.previous["owner"] == str(OWNER)
-    assert as_stored.previous["owner"] is None
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(("field", "created", "changed"), POSTGRESQL_CHANGED)
+def test_deleting_a_stale_copy_of_a_number_logs_what_was_deleted(
+    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
+) -> None:
+    _save_over(sessions, field, changed, Session.delete, **_created_with(field, created))
+    _assert_deletion_logged_as_stored(engine, field)
+
+
+def _assert_deletion_logged_as_stored(engine: Engine, field: str) -> None:
+    created, by_other, as_seen, as_stored = _rows(engine, Kind.CARD)
+    assert as_seen.action == as_stored.action == Action.DELETE
+    assert as_seen.previous == created.current  # the session's copy
+    assert as_stored.previous == by_other.current  # what was deleted
+    assert as_stored.previous[field] != as_seen.previous[field]
     assert as_stored.context == {"captured_by": "database trigger"}
 
 

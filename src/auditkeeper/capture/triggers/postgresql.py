@@ -295,10 +295,25 @@ def table_function(
     entity = plan.entity_type
 
     def covered(row: str, verb: str) -> str:
+        """The statements that return when a row of the flush logs this creation or
+        deletion: its exact twins in the probe, its other columns compared as their
+        types on each row found (``_same_one_side``)."""
         rows = _covering_rows(
             tables, entity, _key(row, plan), "changed", dialect, plan=plan, verb=verb
         )
-        return f"EXISTS (SELECT 1 {rows})"
+        side = "current" if verb == "INSERT" else "previous"
+        compared = _same_one_side(plan, row, side)
+        if not compared:
+            return f"""IF EXISTS (SELECT 1 {rows}) THEN
+                RETURN NULL;
+            END IF;"""
+        # One row found, not a loop over them (a cursor costs more): a record created or
+        # deleted twice in one transaction with the same twins may then be logged once
+        # more, never less.
+        return f"""SELECT l.changed_objects -> '{side}' INTO candidate {rows} LIMIT 1;
+            IF FOUND{compared} THEN
+                RETURN NULL;
+            END IF;"""
 
     compared = _same_updates(plan, "changed")
     if compared:
@@ -313,7 +328,8 @@ def table_function(
                 END IF;
             END LOOP;"""
     else:
-        update_covered = f"""IF {covered("NEW", "UPDATE")} THEN
+        rows = _covering_rows(tables, entity, _key("NEW", plan), "changed", dialect, plan=plan)
+        update_covered = f"""IF EXISTS (SELECT 1 {rows}) THEN
                 RETURN NULL;
             END IF;"""
 
@@ -348,15 +364,11 @@ BEGIN{_TRUNCATE_GUARD}{_unaudited_verbs(plan)}
     ELSIF TG_OP = 'INSERT' THEN
         IF {flushed} THEN
             probe_new := {_probe("NEW", plan)};
-            IF {covered("NEW", "INSERT")} THEN
-                RETURN NULL;
-            END IF;
+            {covered("NEW", "INSERT")}
         END IF;
     ELSIF {flushed} THEN
         probe_old := {_probe("OLD", plan)};
-        IF {covered("OLD", "DELETE")} THEN
-            RETURN NULL;
-        END IF;
+        {covered("OLD", "DELETE")}
     END IF;
     IF TG_OP = 'DELETE' THEN record := OLD; ELSE record := NEW; END IF;
     IF TG_OP <> 'INSERT' THEN old_doc := {_document("OLD", plan.columns)}; END IF;
@@ -698,6 +710,25 @@ def _same_updates(plan: ClassPlan, changed: str) -> str:
                 f"\n                        WHEN {_FLUSHED_DIFFERENCE} ? {name} THEN true"
                 f"\n                        ELSE {before} END)"
             )
+    return "".join(conditions)
+
+
+def _same_one_side(plan: ClassPlan, row: str, side: str) -> str:
+    """The conditions, on ``candidate`` (the ``side`` document of a row of the flush that
+    created or deleted this record), that its columns other than the exact twins hold
+    ``row``'s stored values, compared as their types (``same_value_expression``): a
+    session's copy older than the record may differ in any of them."""
+    conditions = []
+    for column in plan.columns:
+        if column.redact:
+            continue
+        same = same_value_expression(
+            f"(candidate -> {sql_literal(column.name)})",
+            f"{row}.{quote_column(column.name)}",
+            column.column,
+        )
+        if same is not None:
+            conditions.append(f"\n                    AND ({same})")
     return "".join(conditions)
 
 
