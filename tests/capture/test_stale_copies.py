@@ -188,21 +188,49 @@ def _created_with(field: str, value: Any) -> dict[str, Any]:
     return {} if value is None else {field: value}
 
 
+def _assert_deletion_logged_as_stored(engine: Engine, field: str) -> None:
+    created, by_other, as_seen, as_stored = _rows(engine, Kind.CARD)
+    assert as_seen.action == as_stored.action == Action.DELETE
+    assert as_seen.previous == created.current  # the session's copy
+    assert as_stored.previous == by_other.current  # what was deleted
+    assert as_stored.previous[field] != as_seen.previous[field]
+    assert as_stored.context == {"captured_by": "database trigger"}
+
+
+def _deletes(session: Session, card: Card) -> None:
+    session.delete(card)
+
+
+# How the stale session saves its copy, and what the log then holds.
+SAVES = {
+    "update": (_retitle, _assert_logged_as_stored),
+    "delete": (_deletes, _assert_deletion_logged_as_stored),
+}
+
+
+def _save_and_check(
+    engine: Engine, sessions: Any, save: str, field: str, created: Any, changed: Any
+) -> None:
+    saving, logged_as_stored = SAVES[save]
+    _save_over(sessions, field, changed, saving, **_created_with(field, created))
+    logged_as_stored(engine, field)
+
+
+@pytest.mark.parametrize("save", sorted(SAVES))
 @pytest.mark.parametrize(("field", "created", "changed"), CHANGED)
 def test_a_field_another_transaction_changed_since_the_read_is_logged_as_stored(
-    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
+    engine: Engine, sessions: Any, save: str, field: str, created: Any, changed: Any
 ) -> None:
-    _save_over(sessions, field, changed, **_created_with(field, created))
-    _assert_logged_as_stored(engine, field)
+    _save_and_check(engine, sessions, save, field, created, changed)
 
 
 @POSTGRES_ONLY
+@pytest.mark.parametrize("save", sorted(SAVES))
 @pytest.mark.parametrize(("field", "created", "changed"), POSTGRESQL_CHANGED)
 def test_a_number_another_transaction_changed_is_compared_as_a_number(
-    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
+    engine: Engine, sessions: Any, save: str, field: str, created: Any, changed: Any
 ) -> None:
-    _save_over(sessions, field, changed, **_created_with(field, created))
-    _assert_logged_as_stored(engine, field)
+    _save_and_check(engine, sessions, save, field, created, changed)
 
 
 def test_a_lost_update_over_an_emptied_field_is_logged_from_null(
@@ -249,32 +277,6 @@ def test_a_lost_update_is_logged_from_the_value_it_overwrote(engine: Engine, ses
     ]
     assert rows[-1].context == {"captured_by": "database trigger"}
     assert rows[-1].current == _stored(engine, 1)
-
-
-@pytest.mark.parametrize(("field", "created", "changed"), CHANGED)
-def test_deleting_a_stale_copy_logs_what_was_deleted(
-    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
-) -> None:
-    _save_over(sessions, field, changed, Session.delete, **_created_with(field, created))
-    _assert_deletion_logged_as_stored(engine, field)
-
-
-@POSTGRES_ONLY
-@pytest.mark.parametrize(("field", "created", "changed"), POSTGRESQL_CHANGED)
-def test_deleting_a_stale_copy_of_a_number_logs_what_was_deleted(
-    engine: Engine, sessions: Any, field: str, created: Any, changed: Any
-) -> None:
-    _save_over(sessions, field, changed, Session.delete, **_created_with(field, created))
-    _assert_deletion_logged_as_stored(engine, field)
-
-
-def _assert_deletion_logged_as_stored(engine: Engine, field: str) -> None:
-    created, by_other, as_seen, as_stored = _rows(engine, Kind.CARD)
-    assert as_seen.action == as_stored.action == Action.DELETE
-    assert as_seen.previous == created.current  # the session's copy
-    assert as_stored.previous == by_other.current  # what was deleted
-    assert as_stored.previous[field] != as_seen.previous[field]
-    assert as_stored.context == {"captured_by": "database trigger"}
 
 
 def test_a_record_updated_in_two_statements_of_one_flush_is_logged_once_by_it(
