@@ -13,6 +13,7 @@ import dataclasses
 import datetime as dt
 import decimal
 import enum
+import ipaddress
 import json
 import math
 import uuid
@@ -370,6 +371,23 @@ def test_floats_non_finite_as_strings(model: Model, value, stored) -> None:
     (row,) = model.rows()
     assert row.current["ratio"] == stored
     assert type(row.current["ratio"]) is type(stored)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (ipaddress.ip_address("10.0.0.1"), "10.0.0.1"),
+        (ipaddress.ip_address("2001:db8::1"), "2001:db8::1"),
+        (ipaddress.ip_interface("10.0.0.1/24"), "10.0.0.1/24"),
+        (ipaddress.ip_network("10.0.0.0/8"), "10.0.0.0/8"),
+        (ipaddress.ip_network("2001:db8::/32"), "2001:db8::/32"),
+    ],
+)
+def test_network_addresses_as_postgresql_writes_them(value: Any, text: str) -> None:
+    """PostgreSQL's inet and cidr come back from psycopg and asyncpg as ``ipaddress``
+    objects; the log keeps the text the database writes for them."""
+    assert to_json_value(value) == text
+    assert loads(dumps({"a": value})) == {"a": text}
 
 
 def test_setting_nan_again_is_not_a_change(model: Model) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     CHAR,
     JSON,
     NCHAR,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql import CIDR, INET, MACADDR
 from sqlalchemy.types import TypeEngine
 
 from . import values
@@ -289,6 +291,12 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
         return f"{text}::numeric IS NOT DISTINCT FROM extract(epoch FROM {ref})"
     if isinstance(type_, JSON):
         return f"{document_value} = coalesce({ref}::jsonb, 'null'::jsonb)"
+    if isinstance(type_, ARRAY) and exact_twin(Column(type_.item_type)):
+        # A list of exact twins (text, integers, UUIDs, dates, booleans): its JSON.
+        return f"{document_value} = coalesce(to_jsonb({ref}), 'null'::jsonb)"
+    if isinstance(type_, INET | CIDR | MACADDR):  # one address, written in many ways
+        cast = type_.__visit_name__.lower()
+        return f"{text}::{cast} IS NOT DISTINCT FROM {ref}::{cast}"
     return None
 
 

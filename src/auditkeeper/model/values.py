@@ -12,6 +12,7 @@ import base64
 import datetime as dt
 import decimal
 import enum
+import ipaddress
 import json
 import math
 import uuid
@@ -139,6 +140,14 @@ CONVERTERS: dict[type, Callable[[Any], Any]] = {
     tuple: _array,
     set: _sorted_array,
     frozenset: _sorted_array,
+    # PostgreSQL's inet and cidr, as psycopg and asyncpg load them: the text the
+    # database writes for them (a host address without its /32).
+    ipaddress.IPv4Address: str,
+    ipaddress.IPv6Address: str,
+    ipaddress.IPv4Interface: str,
+    ipaddress.IPv6Interface: str,
+    ipaddress.IPv4Network: str,
+    ipaddress.IPv6Network: str,
 }
 """``to_json_value`` for values of exactly these types (not subclasses), found with one
 dictionary lookup instead of a chain of ``isinstance`` tests: the capture path converts

@@ -1,0 +1,117 @@
+"""A session's copy older than the record, in PostgreSQL's own column types: arrays of
+text or numbers, and network addresses, are compared with what is stored too
+(tests/capture/test_stale_copies.py has the rule and the other types)."""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, Integer, String, select
+from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, MACADDR
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+
+import auditkeeper
+from tests._support import POSTGRES_ONLY, model_fixtures
+
+pytestmark = POSTGRES_ONLY
+
+
+class Action(enum.IntEnum):
+    CREATE = 1
+    UPDATE = 2
+    DELETE = 3
+
+
+class Kind(enum.IntEnum):
+    HOST = 1
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+keeper = auditkeeper.Auditkeeper(Base.metadata, actions=Action, entity_types=Kind)
+
+
+@auditkeeper.audited(
+    entity_type=Kind.HOST, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
+)
+class Host(Base):
+    __tablename__ = "hosts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str]
+    tags: Mapped[list[str]] = mapped_column(ARRAY(String), default=list)
+    ports: Mapped[list[int]] = mapped_column(ARRAY(Integer), default=list)
+    address: Mapped[Any] = mapped_column(INET, nullable=True)
+    network: Mapped[Any] = mapped_column(CIDR, nullable=True)
+    mac: Mapped[Any] = mapped_column(MACADDR, nullable=True)
+
+
+engine, sessions = model_fixtures(Base.metadata, keeper)
+
+CREATED = {
+    "tags": ["web"],
+    "ports": [80],
+    "address": "10.0.0.1",
+    "network": "10.0.0.0/8",
+    "mac": "08:00:2b:01:02:03",
+}
+# What another transaction stores after the stale session read the host.
+OTHER = {
+    "tags": ["web", "tls"],
+    "ports": [80, 443],
+    "address": "10.0.0.2",
+    "network": "192.168.0.0/16",
+    "mac": "08:00:2b:01:02:04",
+}
+
+
+def _rows(engine: Engine) -> list[Any]:
+    with Session(engine) as session:
+        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+
+
+def _stale_save(sessions: Any, field: str, delete: bool) -> None:
+    with auditkeeper.acting_as(1), sessions() as session:
+        session.add(Host(id=1, name="alpha", **CREATED))
+        session.commit()
+    stale = sessions()
+    host = stale.get_one(Host, 1)
+    with auditkeeper.acting_as(2), sessions() as other:
+        setattr(other.get_one(Host, 1), field, OTHER[field])
+        other.commit()
+    with auditkeeper.acting_as(3):
+        if delete:
+            stale.delete(host)
+        else:
+            host.name = "beta"
+        stale.commit()
+    stale.close()
+
+
+@pytest.mark.parametrize("delete", [False, True], ids=["update", "delete"])
+@pytest.mark.parametrize("field", sorted(OTHER))
+def test_a_field_another_transaction_changed_is_logged_as_stored(
+    engine: Engine, sessions: Any, field: str, delete: bool
+) -> None:
+    _stale_save(sessions, field, delete)
+    created, by_other, as_seen, as_stored = _rows(engine)
+    assert as_seen.context is None and as_seen.previous == created.current
+    assert as_stored.context == {"captured_by": "database trigger"}
+    assert as_stored.previous == by_other.current
+    assert as_stored.previous[field] != as_seen.previous[field]
+
+
+def test_a_fresh_copy_is_logged_once(engine: Engine, sessions: Any) -> None:
+    with auditkeeper.acting_as(1), sessions() as session:
+        session.add(Host(id=1, name="alpha", **CREATED))
+        session.commit()
+    with auditkeeper.acting_as(2), sessions() as session:
+        host = session.get_one(Host, 1)
+        host.name = "beta"
+        session.commit()
+        session.delete(host)
+        session.commit()
+    assert [row.context for row in _rows(engine)] == [None, None, None]
