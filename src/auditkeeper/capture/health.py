@@ -32,6 +32,7 @@ from .triggers import (
     existing_tables,
     flushed_trigger_name,
     is_current_transaction_index,
+    query_starts_with,
     statement_functions,
     statement_trigger_names,
     transaction_index_name,
@@ -216,11 +217,17 @@ def _leading_text_problems(keeper: Auditkeeper, connection: Connection) -> list[
     the triggers do not look past, or other text that they never do. Either way each
     flushed change would be logged twice (docs/raw-sql.md). Found by sending a statement
     the way a flush does and reading the text the server received."""
-    received = connection.exec_driver_sql(f"{_PROBE} SELECT current_query()").scalar()
+    # The server answers with the triggers' own condition (``query_starts_with``): what
+    # it reads behind comments is what they would.
+    behind = query_starts_with(_PROBE, behind_comments=True)
+    received, readable = connection.exec_driver_sql(
+        f"{_PROBE} SELECT current_query(), {behind}",
+        execution_options={"no_parameters": True},
+    ).one()
     if not isinstance(received, str) or received.startswith(_PROBE):
         return []
     before = received.split(_PROBE, 1)[0]
-    if re.fullmatch(r"(/\*[^*]*\*+([^*/][^*]*\*+)*/\s*)+", before):
+    if readable:
         if keeper._recorder.leading_comments:
             return []
         return [

@@ -83,6 +83,7 @@ __all__ = [
     "flush_insert_prefix",
     "flushed_trigger_name",
     "install_capture",
+    "query_starts_with",
     "row_triggers",
     "is_current_transaction_index",
     "single_table",
