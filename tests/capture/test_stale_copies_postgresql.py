@@ -1,15 +1,25 @@
 """A session's copy older than the record, in PostgreSQL's own column types: arrays of
-text or numbers, and network addresses, are compared with what is stored too
+text or numbers, network addresses and ranges are compared with what is stored too
 (tests/capture/test_stale_copies.py has the rule and the other types)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 from typing import Any
 
 import pytest
 from sqlalchemy import Engine, Integer, String, select
-from sqlalchemy.dialects.postgresql import ARRAY, CIDR, INET, MACADDR
+from sqlalchemy.dialects.postgresql import (
+    ARRAY,
+    CIDR,
+    DATEMULTIRANGE,
+    INET,
+    INT4RANGE,
+    MACADDR,
+    TSTZRANGE,
+    Range,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
@@ -47,6 +57,9 @@ class Host(Base):
     address: Mapped[Any] = mapped_column(INET, nullable=True)
     network: Mapped[Any] = mapped_column(CIDR, nullable=True)
     mac: Mapped[Any] = mapped_column(MACADDR, nullable=True)
+    slots: Mapped[Any] = mapped_column(INT4RANGE, nullable=True)
+    lease: Mapped[Any] = mapped_column(TSTZRANGE, nullable=True)
+    closed: Mapped[Any] = mapped_column(DATEMULTIRANGE, nullable=True)
 
 
 engine, sessions = model_fixtures(Base.metadata, keeper)
@@ -57,6 +70,10 @@ CREATED = {
     "address": "10.0.0.1",
     "network": "10.0.0.0/8",
     "mac": "08:00:2b:01:02:03",
+    # As assigned, not as stored: the database keeps [1,5] as [1,6).
+    "slots": Range(1, 5, bounds="[]"),
+    "lease": Range(dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), None),
+    "closed": [Range(dt.date(2024, 12, 25), dt.date(2024, 12, 26))],
 }
 # What another transaction stores after the stale session read the host.
 OTHER = {
@@ -65,6 +82,11 @@ OTHER = {
     "address": "10.0.0.2",
     "network": "192.168.0.0/16",
     "mac": "08:00:2b:01:02:04",
+    "slots": Range(1, 5),
+    "lease": Range(
+        dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
+    ),
+    "closed": [Range(dt.date(2024, 12, 25), dt.date(2024, 12, 27))],
 }
 
 

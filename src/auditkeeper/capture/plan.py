@@ -24,11 +24,17 @@ from sqlalchemy import (
     Time,
     Uuid,
 )
+from sqlalchemy.dialects.postgresql.ranges import (
+    AbstractMultiRange,
+    AbstractRange,
+    MultiRange,
+    Range,
+)
 from sqlalchemy.orm import Mapper
 from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError
-from ..model import values
+from ..model import ranges, values
 from .declaration import Audited, column_options, declaration_of, is_secret_name
 
 __all__ = ["AuditedColumn", "ClassPlan", "build_plan", "coerce", "json_converter"]
@@ -226,6 +232,11 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
         return _to_time, frozenset({str})
     if isinstance(type_, Uuid):
         return _to_uuid, frozenset({str})
+    if isinstance(type_, AbstractMultiRange):  # given as a MultiRange or a list of ranges
+        discrete = ranges.is_discrete(type_)
+        return _to_stored_multirange(discrete), frozenset({MultiRange, list, tuple})
+    if isinstance(type_, AbstractRange):
+        return _to_stored_range(ranges.is_discrete(type_)), frozenset({Range})
     if isinstance(type_, String) and not isinstance(type_, Enum):
         # An Enum column holds members, not text.
         return _to_text, frozenset({int, decimal.Decimal})
@@ -291,6 +302,24 @@ _to_datetime = _parse(dt.datetime.fromisoformat)
 _to_date = _parse(dt.date.fromisoformat)
 _to_time = _parse(dt.time.fromisoformat)
 _to_uuid = _parse(uuid.UUID)
+
+
+def _to_stored_range(discrete: bool) -> _Convert:
+    @_safe
+    def to_stored_range(value: Any) -> Any:
+        return ranges.stored_range(value, discrete=discrete) if isinstance(value, Range) else value
+
+    return to_stored_range
+
+
+def _to_stored_multirange(discrete: bool) -> _Convert:
+    @_safe
+    def to_stored_multirange(value: Any) -> Any:
+        if isinstance(value, list | tuple) and all(isinstance(item, Range) for item in value):
+            return ranges.stored_multirange(value, discrete=discrete)
+        return value
+
+    return to_stored_multirange
 
 
 @_safe

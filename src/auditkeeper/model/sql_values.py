@@ -40,6 +40,14 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects.postgresql import CIDR, INET, MACADDR
+from sqlalchemy.dialects.postgresql.ranges import (
+    TSMULTIRANGE,
+    TSRANGE,
+    TSTZMULTIRANGE,
+    TSTZRANGE,
+    AbstractMultiRange,
+    AbstractRange,
+)
 from sqlalchemy.types import TypeEngine
 
 from . import values
@@ -92,7 +100,39 @@ def json_expression(ref: str, column: Column[Any]) -> str:
         return f"to_jsonb(translate(encode({ref}, 'base64'), E'\\n', ''))"
     if isinstance(type_, JSON):
         return f"{ref}::jsonb"
+    if isinstance(type_, TSRANGE | TSTZRANGE | TSMULTIRANGE | TSTZMULTIRANGE):
+        return _timestamp_range_expression(ref, type_)
     return f"to_jsonb({ref})"
+
+
+def _timestamp_range_expression(ref: str, type_: AbstractRange[Any]) -> str:
+    """A range of timestamps as PostgreSQL writes it, but with its bounds ISO-8601 as
+    the Python rules write a datetime (``[2024-01-01T09:00:00+00:00,)``), where the
+    database would write ``["2024-01-01 09:00:00+00",)``. Other ranges' bounds (numbers,
+    dates) the database already writes alike."""
+    offset = isinstance(type_, TSTZRANGE | TSTZMULTIRANGE)
+
+    def bound(value: str) -> str:
+        zone = f" || to_char({value}, 'TZH:TZM')" if offset else ""
+        return f"coalesce(to_char({value}, {_SECONDS}){_fraction(value)}{zone}, '')"
+
+    def one(range_: str) -> str:
+        return (
+            f"CASE WHEN isempty({range_}) THEN 'empty' "
+            f"ELSE CASE WHEN lower_inc({range_}) THEN '[' ELSE '(' END "
+            f"|| {bound(f'lower({range_})')} || ',' || {bound(f'upper({range_})')} "
+            f"|| CASE WHEN upper_inc({range_}) THEN ']' ELSE ')' END END"
+        )
+
+    if isinstance(type_, AbstractMultiRange):
+        ranges = (
+            f"(SELECT string_agg({one('r')}, ',' ORDER BY n) "
+            f"FROM unnest({ref}) WITH ORDINALITY AS u(r, n))"
+        )
+        text = f"'{{' || coalesce({ranges}, '') || '}}'"
+    else:
+        text = one(ref)
+    return f"to_jsonb(CASE WHEN {ref} IS NULL THEN NULL ELSE {text} END)"
 
 
 def json_null_condition(ref: str, column: Column[Any], json_value: str) -> str:
@@ -294,9 +334,13 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
     if isinstance(type_, ARRAY) and exact_twin(Column(type_.item_type)):
         # A list of exact twins (text, integers, UUIDs, dates, booleans): its JSON.
         return f"{document_value} = coalesce(to_jsonb({ref}), 'null'::jsonb)"
-    if isinstance(type_, INET | CIDR | MACADDR):  # one address, written in many ways
+    if isinstance(type_, INET | CIDR | MACADDR | AbstractRange):  # written in many ways
         cast = type_.__visit_name__.lower()
-        return f"{text}::{cast} IS NOT DISTINCT FROM {ref}::{cast}"
+        compared = f"{text}::{cast} IS NOT DISTINCT FROM {ref}::{cast}"
+        if isinstance(type_, TSTZRANGE | TSTZMULTIRANGE):  # offsets as for a timestamptz
+            far = f"{text} ~ '[+-](1[6-9]|2[0-3]):[0-5][0-9]'"
+            return f"CASE WHEN {far} THEN true ELSE {compared} END"
+        return compared
     return None
 
 

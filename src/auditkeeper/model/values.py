@@ -20,12 +20,14 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
+from sqlalchemy.dialects.postgresql.ranges import MultiRange, Range
 
 from ..errors import CaptureError
+from .ranges import holds_nothing
 
 __all__ = ["CONVERTERS", "dumps", "loads", "to_json_value"]
 
-_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS
+_OPTIONS = orjson.OPT_PASSTHROUGH_SUBCLASS | orjson.OPT_PASSTHROUGH_DATACLASS
 _NATIVE = frozenset({str, int, bool, type(None)})
 _DIGITS_AS_NINES = bytes.maketrans(b"012345678", b"999999999")
 _LONG_DIGIT_RUN = b"9" * 19
@@ -124,6 +126,39 @@ def _sorted_array(items: set[Any] | frozenset[Any]) -> list[Any]:
     return _array(sorted(items, key=repr))
 
 
+def _range(value: Range[Any]) -> str:
+    """A range as PostgreSQL writes it (``[1,6)``, ``(,2024-01-05)``, ``empty``), with
+    its bounds by these rules: the database reads the text back as the same range.
+    As PostgreSQL does for every range type, an unbounded side is written open and a
+    range that holds no value as ``empty``; the discrete types' ``[)`` form is the
+    column's rule (``model.ranges``)."""
+    if holds_nothing(value):
+        return "empty"
+    lower, upper = value.lower, value.upper
+    opening = "(" if lower is None else value.bounds[0]
+    closing = ")" if upper is None else value.bounds[1]
+    return f"{opening}{_range_bound(lower)},{_range_bound(upper)}{closing}"
+
+
+def _range_bound(bound: Any) -> str:
+    if bound is None:  # unbounded
+        return ""
+    converted = to_json_value(bound)
+    text = converted if isinstance(converted, str) else dumps(converted)
+    if text and not _RANGE_SPECIAL.intersection(text):
+        return text
+    # Quoted as PostgreSQL's range_out quotes a bound, doubling quotes and backslashes.
+    return '"' + text.replace("\\", "\\\\").replace('"', '""') + '"'
+
+
+_RANGE_SPECIAL = frozenset('"\\()[], \t\n\r\v\f')
+
+
+def _multirange(value: MultiRange[Any]) -> str:
+    """A multirange as PostgreSQL writes it: ``{[1,3),[5,8)}``."""
+    return "{" + ",".join(_range(item) for item in value) + "}"
+
+
 CONVERTERS: dict[type, Callable[[Any], Any]] = {
     float: _float,
     decimal.Decimal: _decimal,
@@ -148,6 +183,9 @@ CONVERTERS: dict[type, Callable[[Any], Any]] = {
     ipaddress.IPv6Interface: str,
     ipaddress.IPv4Network: str,
     ipaddress.IPv6Network: str,
+    # PostgreSQL's ranges and multiranges, as SQLAlchemy loads them.
+    Range: _range,
+    MultiRange: _multirange,
 }
 """``to_json_value`` for values of exactly these types (not subclasses), found with one
 dictionary lookup instead of a chain of ``isinstance`` tests: the capture path converts
