@@ -12,6 +12,7 @@ from enum import IntEnum
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     Boolean,
     Column,
     Date,
@@ -232,6 +233,9 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
         return _to_time, frozenset({str})
     if isinstance(type_, Uuid):
         return _to_uuid, frozenset({str})
+    if isinstance(type_, ARRAY):
+        item, _ = _coercion(type_.item_type)
+        return (None, frozenset()) if item is None else (_each(item), frozenset({list, tuple}))
     if isinstance(type_, AbstractMultiRange):  # given as a MultiRange or a list of ranges
         discrete = ranges.is_discrete(type_)
         return _to_stored_multirange(discrete), frozenset({MultiRange, list, tuple})
@@ -302,6 +306,24 @@ _to_datetime = _parse(dt.datetime.fromisoformat)
 _to_date = _parse(dt.date.fromisoformat)
 _to_time = _parse(dt.time.fromisoformat)
 _to_uuid = _parse(uuid.UUID)
+
+
+def _each(coercion: _Convert) -> _Convert:
+    """An array's coercion: its items', at every depth (``[["1.5"]]`` in a
+    ``Numeric(10, 2)`` array is ``[[Decimal("1.50")]]``)."""
+
+    def each_item(value: Any) -> Any:
+        if not isinstance(value, list | tuple):
+            return value
+        return [
+            each_item(item) if isinstance(item, list | tuple) else coerce_item(item)
+            for item in value
+        ]
+
+    def coerce_item(item: Any) -> Any:
+        return None if item is None else coercion(item)
+
+    return each_item
 
 
 def _to_stored_range(discrete: bool) -> _Convert:

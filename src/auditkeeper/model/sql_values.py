@@ -39,7 +39,7 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import CIDR, INET, MACADDR
+from sqlalchemy.dialects.postgresql import CIDR, INET, INTERVAL, MACADDR
 from sqlalchemy.dialects.postgresql.ranges import (
     TSMULTIRANGE,
     TSRANGE,
@@ -65,6 +65,8 @@ __all__ = [
 ]
 
 _SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
+_INTERVALS = (Interval, INTERVAL)
+"""The generic type and PostgreSQL's own, which is not a subclass of it."""
 
 
 def sql_literal(text: str) -> str:
@@ -74,7 +76,11 @@ def sql_literal(text: str) -> str:
 
 def json_expression(ref: str, column: Column[Any]) -> str:
     """A PostgreSQL expression giving ``ref`` (a value of ``column``) as JSONB."""
-    type_ = _stored_type(column.type)
+    return _json_of_type(ref, column.type)
+
+
+def _json_of_type(ref: str, declared: TypeEngine[Any]) -> str:
+    type_ = _stored_type(declared)
     if isinstance(type_, Enum) and type_.enum_class is not None:
         return _enum_expression(ref, type_)
     if isinstance(type_, Float):  # JSON has no NaN or infinities: Python's repr of them
@@ -94,7 +100,7 @@ def json_expression(ref: str, column: Column[Any]) -> str:
         return f"to_jsonb(to_char({ref}, 'YYYY-MM-DD'))"
     if isinstance(type_, Time):
         return f"to_jsonb(to_char({ref}, 'HH24:MI:SS'){_fraction(ref)})"
-    if isinstance(type_, Interval):
+    if isinstance(type_, _INTERVALS):
         return f"to_jsonb(extract(epoch FROM {ref}))"
     if isinstance(type_, LargeBinary):
         return f"to_jsonb(translate(encode({ref}, 'base64'), E'\\n', ''))"
@@ -102,7 +108,24 @@ def json_expression(ref: str, column: Column[Any]) -> str:
         return f"{ref}::jsonb"
     if isinstance(type_, TSRANGE | TSTZRANGE | TSMULTIRANGE | TSTZMULTIRANGE):
         return _timestamp_range_expression(ref, type_)
+    if isinstance(type_, ARRAY):
+        return _array_expression(ref, type_)
     return f"to_jsonb({ref})"
+
+
+def _array_expression(ref: str, type_: ARRAY[Any]) -> str:
+    """An array as a JSON array of its items, each by its own type's rule (decimals as
+    text, enums by value, timestamps ISO-8601) where ``to_jsonb`` would write them
+    otherwise. An array of more than one dimension is left to ``to_jsonb``."""
+    item = _json_of_type("audit_item.value", type_.item_type)
+    if item == "to_jsonb(audit_item.value)":
+        return f"to_jsonb({ref})"
+    items = (
+        f"(SELECT jsonb_agg({item} ORDER BY audit_item.position) "
+        f"FROM unnest({ref}) WITH ORDINALITY AS audit_item(value, position))"
+    )
+    # array_ndims is NULL for an empty array (and NULL): to_jsonb writes [] (and NULL).
+    return f"CASE WHEN array_ndims({ref}) = 1 THEN {items} ELSE to_jsonb({ref}) END"
 
 
 def _timestamp_range_expression(ref: str, type_: AbstractRange[Any]) -> str:
@@ -151,7 +174,10 @@ def exact_twin(column: Column[Any]) -> bool:
     variable-length text. Not a ``TypeDecorator`` (its Python value is not the stored
     one), fixed-length CHAR (stored padded), and not types the Python side coerces or
     formats differently (a naive datetime in an aware column, a float in a Numeric)."""
-    type_ = column.type
+    return _is_exact_twin(column.type)
+
+
+def _is_exact_twin(type_: TypeEngine[Any]) -> bool:
     if isinstance(type_, TypeDecorator | Enum | CHAR | NCHAR):
         return False
     return isinstance(type_, Integer | Boolean | Uuid | Date | String)
@@ -327,11 +353,11 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
         return f"{text}::timestamp IS NOT DISTINCT FROM {ref}"
     if isinstance(type_, Time):
         return f"{text}::time IS NOT DISTINCT FROM {ref}::time"
-    if isinstance(type_, Interval):
+    if isinstance(type_, _INTERVALS):
         return f"{text}::numeric IS NOT DISTINCT FROM extract(epoch FROM {ref})"
     if isinstance(type_, JSON):
         return f"{document_value} = coalesce({ref}::jsonb, 'null'::jsonb)"
-    if isinstance(type_, ARRAY) and exact_twin(Column(type_.item_type)):
+    if isinstance(type_, ARRAY) and _is_exact_twin(type_.item_type):
         # A list of exact twins (text, integers, UUIDs, dates, booleans): its JSON.
         return f"{document_value} = coalesce(to_jsonb({ref}), 'null'::jsonb)"
     if isinstance(type_, INET | CIDR | MACADDR | AbstractRange):  # written in many ways

@@ -1,5 +1,6 @@
-"""A class with PostgreSQL range and multirange columns is audited through every write
-path, each writing a range as the database stores it (docs/values.md)."""
+"""A class with PostgreSQL's own column types (ranges, multiranges, its INTERVAL, arrays
+of decimals, enums, timestamps and floats) is audited through every write path, each
+writing a value as the database stores it and as the others write it (docs/values.md)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,17 @@ import enum
 from typing import Any
 
 from sqlalchemy import Engine, String, delete, select, text, update
+from sqlalchemy import Enum as EnumType
 from sqlalchemy.dialects.postgresql import (
+    ARRAY,
     DATERANGE,
+    DOUBLE_PRECISION,
     INT4MULTIRANGE,
     INT8RANGE,
+    INTERVAL,
+    NUMERIC,
     NUMRANGE,
+    TIMESTAMP,
     TSRANGE,
     TSTZMULTIRANGE,
     Range,
@@ -36,6 +43,11 @@ class Kind(enum.IntEnum):
     BOOKING = 1
 
 
+class Color(enum.Enum):
+    RED = "red"
+    DARK_BLUE = "dark blue"
+
+
 class Base(DeclarativeBase):
     pass
 
@@ -56,6 +68,11 @@ class Booking(Base):
     local: Mapped[Any] = mapped_column(TSRANGE, nullable=True)
     open_hours: Mapped[Any] = mapped_column(TSTZMULTIRANGE, nullable=True)
     floors: Mapped[Any] = mapped_column(INT4MULTIRANGE, nullable=True)
+    stay: Mapped[Any] = mapped_column(INTERVAL, nullable=True)
+    prices: Mapped[Any] = mapped_column(ARRAY(NUMERIC(10, 2)), nullable=True)
+    colors: Mapped[Any] = mapped_column(ARRAY(EnumType(Color)), nullable=True)
+    arrivals: Mapped[Any] = mapped_column(ARRAY(TIMESTAMP(timezone=True)), nullable=True)
+    ratios: Mapped[Any] = mapped_column(ARRAY(DOUBLE_PRECISION), nullable=True)
 
 
 engine, sessions = model_fixtures(Base.metadata, keeper)
@@ -71,6 +88,11 @@ ASSIGNED = {
         Range(dt.datetime(2024, 7, 1, 9, tzinfo=UTC), dt.datetime(2024, 7, 1, 17, tzinfo=UTC)),
     ],
     "floors": [Range(3, 5), Range(1, 2, bounds="[]")],
+    "stay": dt.timedelta(days=6, hours=20),
+    "prices": [decimal.Decimal("99.5"), None, decimal.Decimal("120")],
+    "colors": [Color.DARK_BLUE, Color.RED],
+    "arrivals": [dt.datetime(2024, 7, 1, 15, 0, 0, 250, tzinfo=UTC)],
+    "ratios": [0.5, float("nan"), float("-inf")],
 }
 STORED = {
     "id": 1,
@@ -82,6 +104,11 @@ STORED = {
     "open_hours": "{[2024-07-01T09:00:00+00:00,2024-07-01T17:00:00+00:00),"
     "[2024-07-02T09:00:00+00:00,2024-07-02T17:00:00+00:00)}",
     "floors": "{[1,5)}",
+    "stay": 590400.0,
+    "prices": ["99.50", None, "120.00"],
+    "colors": ["dark blue", "red"],
+    "arrivals": ["2024-07-01T15:00:00.000250+00:00"],
+    "ratios": [0.5, "nan", "-inf"],
 }
 
 
@@ -90,7 +117,7 @@ def _rows(engine: Engine) -> list[Any]:
         return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
 
 
-def test_the_flush_writes_ranges_as_stored_and_reads_them_back(
+def test_the_flush_writes_values_as_stored_and_reads_them_back(
     engine: Engine, sessions: Any
 ) -> None:
     with auditkeeper.acting_as(1), sessions() as session:
@@ -110,7 +137,7 @@ def test_the_flush_writes_ranges_as_stored_and_reads_them_back(
     assert [row.context for row in (created, updated, deleted)] == [None, None, None]
 
 
-def test_bulk_statements_and_raw_sql_write_ranges_as_the_flush_does(
+def test_bulk_statements_and_raw_sql_write_values_as_the_flush_does(
     engine: Engine, sessions: Any
 ) -> None:
     with auditkeeper.acting_as(1), sessions() as session:
