@@ -69,6 +69,11 @@ def test_a_range_is_written_as_postgresql_writes_it(value: Any, written: str) ->
             "{[1,4),[5,8)}",
         ),
         (postgresql.NUMMULTIRANGE(), (Range(1, 3), Range(3, 4, bounds="[]")), "{[1,4]}"),
+        (  # an integer bound in a numeric range is no discrete one
+            postgresql.NUMMULTIRANGE(),
+            [Range(decimal.Decimal("0.000"), decimal.Decimal("0.001")), Range(-1, 0, bounds="(]")],
+            "{(-1,0.001)}",
+        ),
     ],
 )
 def test_a_column_writes_an_assigned_range_as_it_stores_it(
@@ -96,7 +101,11 @@ _DATETIMES = st.datetimes(min_value=dt.datetime(1000, 1, 1), max_value=dt.dateti
 BOUNDS: dict[str, tuple[type[TypeEngine[Any]], type[TypeEngine[Any]], st.SearchStrategy[Any]]] = {
     "int4": (postgresql.INT4RANGE, postgresql.INT4MULTIRANGE, st.integers(-100, 100)),
     "int8": (postgresql.INT8RANGE, postgresql.INT8MULTIRANGE, st.integers(-(2**62), 2**62)),
-    "num": (postgresql.NUMRANGE, postgresql.NUMMULTIRANGE, _DECIMALS | st.integers(-9, 9)),
+    "num": (
+        postgresql.NUMRANGE,
+        postgresql.NUMMULTIRANGE,
+        _DECIMALS | st.integers(-9, 9) | st.decimals(-2, 2, places=1),  # the last ones meet
+    ),
     "date": (
         postgresql.DATERANGE,
         postgresql.DATEMULTIRANGE,

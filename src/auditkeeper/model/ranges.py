@@ -63,16 +63,42 @@ def stored_range(value: Range[Any], *, discrete: bool) -> Range[Any]:
 
 
 def stored_multirange(value: Sequence[Range[Any]], *, discrete: bool) -> MultiRange[Any]:
-    """``value`` as the database stores it: its ranges sorted and merged."""
+    """``value`` as the database stores it: its ranges sorted and merged. Merged here
+    rather than with ``Range.union``, which takes an integer bound of a numeric range
+    for a discrete one."""
     ranges = [stored_range(item, discrete=discrete) for item in value]
-    ranges = sorted((item for item in ranges if not item.empty), key=_lower_first)
     merged: list[Range[Any]] = []
-    for item in ranges:
-        if merged and (merged[-1].overlaps(item) or merged[-1].adjacent_to(item)):
-            merged[-1] = merged[-1].union(item)
+    for item in sorted((item for item in ranges if not item.empty), key=_lower_first):
+        if merged and _meets(merged[-1], item):
+            merged[-1] = _joined(merged[-1], item)
         else:
             merged.append(item)
     return MultiRange(merged)
+
+
+def _meets(first: Range[Any], then: Range[Any]) -> bool:
+    """Whether ``then``, which starts no earlier, overlaps or touches ``first``. A
+    discrete range's ``[)`` form touches the next at its upper bound, as ``[1,3]`` and
+    ``(3,5)`` do; ``[1,3)`` and ``(3,5)`` leave 3 out."""
+    if first.upper is None or then.lower is None:
+        return True
+    if then.lower != first.upper:
+        return bool(then.lower < first.upper)
+    return first.bounds[1] == "]" or then.bounds[0] == "["
+
+
+def _joined(first: Range[Any], then: Range[Any]) -> Range[Any]:
+    """The range from ``first``'s lower bound to the later of the two upper bounds."""
+    if first.upper is None or then.upper is None:
+        upper, closing = None, ")"
+    elif then.upper > first.upper:
+        upper, closing = then.upper, then.bounds[1]
+    elif then.upper == first.upper:
+        upper = first.upper
+        closing = "]" if "]" in (first.bounds[1], then.bounds[1]) else ")"
+    else:
+        upper, closing = first.upper, first.bounds[1]
+    return Range(first.lower, upper, bounds=f"{first.bounds[0]}{closing}")  # type: ignore[arg-type]
 
 
 def _step(bound: Any) -> Any:
