@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,10 +15,23 @@ from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.demo.crm import Crm
 
 
-def entries(crm: Crm, engine: Engine) -> list[Any]:
-    """Every stored audit entry, oldest first."""
+class Action(enum.IntEnum):
+    """The actions of a test module's one audited class."""
+
+    CREATE = 1
+    UPDATE = 2
+    DELETE = 3
+
+
+def log_rows(engine: Engine, keeper: auditkeeper.Auditkeeper) -> list[Any]:
+    """Every row of ``keeper``'s log, oldest first."""
     with Session(engine) as session:
-        return list(session.scalars(select(crm.keeper.Entry).order_by(crm.keeper.Entry.id)))
+        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+
+
+def entries(crm: Crm, engine: Engine) -> list[Any]:
+    """Every stored audit entry of the seed's CRM, oldest first."""
+    return log_rows(engine, crm.keeper)
 
 
 class StatementCounter:

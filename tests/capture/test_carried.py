@@ -44,13 +44,7 @@ import auditkeeper
 from auditkeeper.capture.carried import CTE_NAME
 from auditkeeper.capture.document import build_row
 from auditkeeper.capture.triggers.common import FLUSHED
-from tests._support import POSTGRES_ONLY, model_fixtures, sent_statements
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
+from tests._support import POSTGRES_ONLY, Action, log_rows, model_fixtures, sent_statements
 
 
 class Kind(enum.IntEnum):
@@ -177,8 +171,7 @@ def own_writes(sent: list[str]) -> int:
 
 
 def rows(engine: Engine) -> list[Any]:
-    with Session(engine) as session:
-        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+    return log_rows(engine, keeper)
 
 
 def seed(sessions: Any, *objects: Any) -> None:

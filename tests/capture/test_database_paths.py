@@ -21,13 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, model_fixtures
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
+from tests._support import POSTGRES_ONLY, Action, model_fixtures
 
 
 class Kind(enum.IntEnum):

@@ -20,15 +20,9 @@ from sqlalchemy import Engine, create_engine, event, make_url, select, text, upd
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, sessionmaker
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY
+from tests._support import POSTGRES_ONLY, Action
 
 pytestmark = POSTGRES_ONLY
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
 
 
 class Kind(enum.IntEnum):

@@ -23,7 +23,7 @@ from auditkeeper.capture.document import build_row
 from auditkeeper.capture.triggers import announcement
 from auditkeeper.capture.triggers.common import FLUSH_INSERT
 from auditkeeper.model.sql_values import reads_alike
-from tests._support import POSTGRES_ONLY, model_fixtures, sent_statements
+from tests._support import POSTGRES_ONLY, log_rows, model_fixtures, sent_statements
 
 
 class Action(enum.IntEnum):
@@ -87,8 +87,7 @@ def client_log_writes(sent: list[str]) -> int:
 
 
 def rows(engine: Engine) -> list[Any]:
-    with Session(engine) as session:
-        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+    return log_rows(engine, keeper)
 
 
 UTC = dt.UTC

@@ -18,19 +18,13 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Engine, MetaData, event, select, text, update
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy import Engine, MetaData, event, text, update
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import auditkeeper
 from auditkeeper.capture.trigger_state import watch_engine
 from auditkeeper.capture.triggers.common import FLUSHED, query_starts_with
-from tests._support import POSTGRES_ONLY, model_fixtures
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
+from tests._support import POSTGRES_ONLY, Action, log_rows, model_fixtures
 
 
 class Kind(enum.IntEnum):
@@ -117,8 +111,7 @@ def test_leading_comments_is_a_choice() -> None:
 
 
 def _rows(engine: Engine) -> list[Any]:
-    with Session(engine) as session:
-        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+    return log_rows(engine, keeper)
 
 
 def _kinds(engine: Engine) -> list[tuple[int, int, str | None]]:

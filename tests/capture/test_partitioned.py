@@ -15,13 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 import auditkeeper
 from auditkeeper.capture.triggers import announcement
-from tests._support import POSTGRES_ONLY, installed_sessions, model_engine
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
+from tests._support import POSTGRES_ONLY, Action, installed_sessions, model_engine
 
 
 class Kind(enum.IntEnum):

@@ -9,7 +9,7 @@ import decimal
 import enum
 from typing import Any
 
-from sqlalchemy import Engine, String, delete, select, text, update
+from sqlalchemy import Engine, String, delete, text, update
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
@@ -25,18 +25,12 @@ from sqlalchemy.dialects.postgresql import (
     TSTZMULTIRANGE,
     Range,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, model_fixtures
+from tests._support import POSTGRES_ONLY, Action, log_rows, model_fixtures
 
 pytestmark = POSTGRES_ONLY
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
 
 
 class Kind(enum.IntEnum):
@@ -113,8 +107,7 @@ STORED = {
 
 
 def _rows(engine: Engine) -> list[Any]:
-    with Session(engine) as session:
-        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+    return log_rows(engine, keeper)
 
 
 def test_the_flush_writes_values_as_stored_and_reads_them_back(

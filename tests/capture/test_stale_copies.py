@@ -23,13 +23,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from sqlalchemy.orm.exc import StaleDataError
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, model_fixtures, sent_statements
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
+from tests._support import POSTGRES_ONLY, Action, model_fixtures, sent_statements
 
 
 class Kind(enum.IntEnum):

@@ -9,7 +9,7 @@ import enum
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Integer, String, select
+from sqlalchemy import Engine, Integer, String
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
     CIDR,
@@ -20,18 +20,12 @@ from sqlalchemy.dialects.postgresql import (
     TSTZRANGE,
     Range,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, model_fixtures
+from tests._support import POSTGRES_ONLY, Action, log_rows, model_fixtures
 
 pytestmark = POSTGRES_ONLY
-
-
-class Action(enum.IntEnum):
-    CREATE = 1
-    UPDATE = 2
-    DELETE = 3
 
 
 class Kind(enum.IntEnum):
@@ -91,8 +85,7 @@ OTHER = {
 
 
 def _rows(engine: Engine) -> list[Any]:
-    with Session(engine) as session:
-        return list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+    return log_rows(engine, keeper)
 
 
 def _stale_save(sessions: Any, field: str, delete: bool) -> None:
