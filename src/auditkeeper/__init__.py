@@ -59,6 +59,7 @@ from .capture.middleware import ActorMiddleware
 from .errors import (
     ActorError,
     AuditkeeperError,
+    AuditkeeperWarning,
     CaptureError,
     CatalogueConflictError,
     ConfigurationError,
@@ -110,6 +111,7 @@ __all__ = [
     "Audited",
     "Auditkeeper",
     "AuditkeeperError",
+    "AuditkeeperWarning",
     "CaptureError",
     "CatalogueConflictError",
     "ChildTrail",

@@ -14,6 +14,9 @@
         └── InvalidFilterError        a filter names an unknown value or is inconsistent
 
 Every message names the offending value and says what to do about it.
+
+``AuditkeeperWarning`` (a ``UserWarning``) tells of a set-up that loses nothing but
+logs wrongly, found while the application runs: ``Auditkeeper.check`` reports the same.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from __future__ import annotations
 __all__ = [
     "ActorError",
     "AuditkeeperError",
+    "AuditkeeperWarning",
     "CaptureError",
     "CatalogueConflictError",
     "ConfigurationError",
@@ -34,6 +38,11 @@ __all__ = [
 
 class AuditkeeperError(Exception):
     """Base class of every error auditkeeper raises."""
+
+
+class AuditkeeperWarning(UserWarning):
+    """A set-up that makes the log say more or other than what happened (each flushed
+    change logged twice, say), found at run time; ``check`` names it too."""
 
 
 class ConfigurationError(AuditkeeperError):

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import enum
 import uuid
+import warnings
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, event, text
 
+import auditkeeper
 from auditkeeper.capture.triggers.common import FLUSHED, query_starts_with
 from auditkeeper.demo.crm import Crm, build_crm
 from tests._support import POSTGRES_ONLY
@@ -241,6 +244,37 @@ def test_text_put_before_statements_is_reported(
     if kind == "leading-comments":
         assert "leading_comments=True" in problems[0].message
     assert crm.keeper.check(engine) == []
+
+
+@POSTGRES_ONLY
+@pytest.mark.parametrize(
+    ("leading", "advice"),
+    [("/*dddbs='crm',dde='prod'*/ ", "leading_comments=True"), ("-- traced\n", "block comment")],
+)
+def test_text_put_before_statements_is_warned_of_at_the_first_flush(
+    crm: Crm, engine: Engine, audited_sessions: Any, leading: str, advice: str
+) -> None:
+    """An application that never runs ``check`` hears of it too, once per engine."""
+
+    def prepend(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        return leading + statement, parameters
+
+    event.listen(engine, "before_cursor_execute", prepend, retval=True)
+    try:
+        with auditkeeper.acting_as_system(reason="import"), audited_sessions() as session:
+            with pytest.warns(auditkeeper.AuditkeeperWarning) as warned:
+                session.add(crm.Business(name="Acme"))
+                session.commit()
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")  # not again on this engine
+                session.add(crm.Business(name="Globex"))
+                session.commit()
+    finally:
+        event.remove(engine, "before_cursor_execute", prepend)
+    assert len(warned) == 1
+    message = str(warned[0].message)
+    assert "log each flushed change a second time" in message
+    assert leading.strip()[:10] in message and advice in message
 
 
 @POSTGRES_ONLY

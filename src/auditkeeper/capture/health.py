@@ -41,7 +41,7 @@ from .triggers import (
 if TYPE_CHECKING:
     from .keeper import Auditkeeper
 
-__all__ = ["Problem", "check_database"]
+__all__ = ["Problem", "check_database", "leading_text_problems"]
 
 _TRIGGER_NAME = re.compile(r'CREATE TRIGGER ("?)([^\s"]+)\1', re.IGNORECASE)
 _FUNCTION_NAME = re.compile(r"CREATE OR REPLACE FUNCTION (\S+)\(")
@@ -81,7 +81,8 @@ def check_database(keeper: Auditkeeper, connection: Connection) -> list[Problem]
         problems += _procedure_problems(keeper, connection)
         problems += _capture_problems(keeper, connection)
         problems += _index_problems(keeper, connection)
-        problems += _leading_text_problems(keeper, connection)
+        leading_comments = keeper._recorder.leading_comments
+        problems += leading_text_problems(connection, leading_comments=leading_comments)
     else:
         problems += _sqlite_capture_problems(keeper, connection)
     return problems
@@ -211,12 +212,13 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
 _PROBE = "/* auditkeeper:probe */"
 
 
-def _leading_text_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem]:
-    """What this connection's statements arrive with before auditkeeper's marks: a
-    tracer's comment (Datadog's database monitoring puts one first, at the driver) that
-    the triggers do not look past, or other text that they never do. Either way each
-    flushed change would be logged twice (docs/raw-sql.md). Found by sending a statement
-    the way a flush does and reading the text the server received."""
+def leading_text_problems(connection: Connection, *, leading_comments: bool) -> list[Problem]:
+    """PostgreSQL: what this connection's statements arrive with before auditkeeper's
+    marks: a tracer's comment (Datadog's database monitoring puts one first, at the
+    driver) that the triggers do not look past (they do with ``leading_comments``), or
+    other text that they never do. Either way each flushed change would be logged twice
+    (docs/raw-sql.md). Found by sending a statement the way a flush does and reading the
+    text the server received: one round trip."""
     # The server answers with the triggers' own condition (``query_starts_with``): what
     # it reads behind comments is what they would.
     behind = query_starts_with(_PROBE, behind_comments=True)
@@ -228,7 +230,7 @@ def _leading_text_problems(keeper: Auditkeeper, connection: Connection) -> list[
         return []
     before = received.split(_PROBE, 1)[0]
     if readable:
-        if keeper._recorder.leading_comments:
+        if leading_comments:
             return []
         return [
             Problem(

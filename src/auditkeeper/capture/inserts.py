@@ -78,7 +78,7 @@ def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) 
         for key, test, default_reads_alike in tests:
             if not (test(given[key], zone) if key in given else default_reads_alike):
                 return
-    recorder.verify_catalogue(connection)  # as before the flush's own rows
+    recorder.verify_engine(connection)  # as before the flush's own rows
     table = mapper.local_table
     assert isinstance(table, Table)  # _tests
     _chosen.set((table, statement_trigger_names(table, plan)["INSERT"]))

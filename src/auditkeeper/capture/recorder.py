@@ -13,6 +13,7 @@ import datetime as dt
 import functools
 import itertools
 import threading
+import warnings
 import weakref
 from collections import defaultdict
 from collections.abc import Callable, Iterable
@@ -33,7 +34,13 @@ from sqlalchemy.orm.attributes import instance_state
 from sqlalchemy.orm.base import NO_VALUE, PASSIVE_NO_INITIALIZE
 from sqlalchemy.sql.elements import ClauseElement
 
-from ..errors import ActorError, CaptureError, ConfigurationError, ReadOnlyLogError
+from ..errors import (
+    ActorError,
+    AuditkeeperWarning,
+    CaptureError,
+    ConfigurationError,
+    ReadOnlyLogError,
+)
 from ..model import values
 from ..model.ddl import transaction_id_function
 from ..model.sql_values import sqlite_same_value
@@ -45,6 +52,7 @@ from .bulk import capture_bulk_statement
 from .context import actor_columns, current_actor
 from .document import build_row
 from .events import add_annotation_rows, has_annotations
+from .health import leading_text_problems
 from .plan import ClassPlan, build_plan
 from .trigger_state import (
     actor_setting_to_send,
@@ -102,6 +110,7 @@ class Recorder:
         self._entity_type_owners: dict[int, Mapper[Any]] = {}
         """Each entity type's class hierarchy (its base mapper): one per entity type."""
         self._verified: weakref.WeakSet[Engine] = weakref.WeakSet()
+        self._probed: weakref.WeakSet[Engine] = weakref.WeakSet()
         self._computed_by_dialect: weakref.WeakKeyDictionary[Dialect, dict[str, Any]] = (
             weakref.WeakKeyDictionary()
         )
@@ -310,7 +319,7 @@ class Recorder:
         actor = current_actor()
         if actor is None and self.require_actor:
             return  # the flush refuses
-        self.verify_catalogue(connection)  # as before the flush's own rows
+        self.verify_engine(connection)  # as before the flush's own rows
         where = {
             # The bind names SQLAlchemy's persistence gives the key in its UPDATE and
             # DELETE statements; another name only means the row is not carried.
@@ -433,7 +442,7 @@ class Recorder:
         transaction of the connection on SQLite. Rows written by triggers and procedures
         in the same transaction carry the same id. ``settings``: PostgreSQL
         transaction-local settings the same statement sets."""
-        self.verify_catalogue(connection)
+        self.verify_engine(connection)
         if connection.dialect.name == "postgresql":
             computed = self._computed(connection.dialect)
             write_rows(connection, self.tables.log, rows, computed=computed, settings=settings)
@@ -522,11 +531,21 @@ class Recorder:
                     found.setdefault(related_state, {})[name] = (before, after)
         return found
 
-    def verify_catalogue(self, connection: Connection) -> None:
-        """Check the enums against the catalogue once per engine (CatalogueConflictError)."""
+    def verify_engine(self, connection: Connection) -> None:
+        """Once per engine, before its first rows: the enums against the catalogue
+        (CatalogueConflictError); and, on PostgreSQL, that the statements reach the
+        server with auditkeeper's marks first, which a tracer's comment may hide from
+        the capture triggers (``AuditkeeperWarning``: each flushed change would be
+        logged twice)."""
         engine = connection.engine
         if engine in self._verified:
             return
+        if engine not in self._probed:
+            self._probed.add(engine)
+            if connection.dialect.name == "postgresql":
+                problems = leading_text_problems(connection, leading_comments=self.leading_comments)
+                for problem in problems:
+                    warnings.warn(problem.message, AuditkeeperWarning, stacklevel=2)
         if sync_catalogue(connection, self.tables, self.enums()) == 0:
             # Only once nothing had to be added: added rows commit with this transaction,
             # or not at all, and must then be added again.
