@@ -1,5 +1,6 @@
 """A session's copy older than the record, in PostgreSQL's own column types: arrays of
-text or numbers, network addresses and ranges are compared with what is stored too
+text or numbers, network addresses, ranges, text-search vectors, money and bit strings are
+compared with what is stored too
 (tests/capture/test_stale_copies.py has the rule and the other types)."""
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ import pytest
 from sqlalchemy import Engine, Integer, String
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
+    BIT,
     CIDR,
     DATEMULTIRANGE,
     INET,
     INT4RANGE,
     MACADDR,
+    MONEY,
     TSTZRANGE,
+    TSVECTOR,
     Range,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -54,6 +58,9 @@ class Host(Base):
     slots: Mapped[Any] = mapped_column(INT4RANGE, nullable=True)
     lease: Mapped[Any] = mapped_column(TSTZRANGE, nullable=True)
     closed: Mapped[Any] = mapped_column(DATEMULTIRANGE, nullable=True)
+    words: Mapped[Any] = mapped_column(TSVECTOR, nullable=True)
+    fee: Mapped[Any] = mapped_column(MONEY, nullable=True)
+    flags: Mapped[Any] = mapped_column(BIT(4), nullable=True)
 
 
 engine, sessions = model_fixtures(Base.metadata, keeper)
@@ -68,6 +75,9 @@ CREATED = {
     "slots": Range(1, 5, bounds="[]"),
     "lease": Range(dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), None),
     "closed": [Range(dt.date(2024, 12, 25), dt.date(2024, 12, 26))],
+    "words": "'server' 'web'",
+    "fee": "$12.50",
+    "flags": "1010",
 }
 # What another transaction stores after the stale session read the host.
 OTHER = {
@@ -81,6 +91,9 @@ OTHER = {
         dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     ),
     "closed": [Range(dt.date(2024, 12, 25), dt.date(2024, 12, 27))],
+    "words": "'proxy' 'web'",
+    "fee": "$13.00",
+    "flags": "0110",
 }
 
 
@@ -130,3 +143,22 @@ def test_a_fresh_copy_is_logged_once(engine: Engine, sessions: Any) -> None:
         session.delete(host)
         session.commit()
     assert [row.context for row in _rows(engine)] == [None, None, None]
+
+
+def test_a_value_in_the_applications_own_form_is_no_older_copy(
+    engine: Engine, sessions: Any
+) -> None:
+    """The session's copy keeps the values as the application wrote them, which the
+    database stores in its own form: compared as values, they are the same."""
+    own_forms = {"words": "web server", "fee": "12.5", "slots": Range(1, 5, bounds="[]")}
+    with auditkeeper.acting_as(1), sessions() as session:
+        host = Host(id=1, name="alpha", **own_forms)
+        session.add(host)
+        session.commit()
+        host.name = "beta"  # the copy still holds the values as assigned
+        session.commit()
+        session.delete(host)
+        session.commit()
+    created, updated, deleted = _rows(engine)
+    assert created.current["words"] == "web server" and created.current["fee"] == "12.5"
+    assert [row.context for row in (created, updated, deleted)] == [None, None, None]

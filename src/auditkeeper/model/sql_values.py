@@ -39,7 +39,8 @@ from sqlalchemy import (
     TypeDecorator,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import CIDR, INET, INTERVAL, MACADDR
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import BIT, CIDR, INET, INTERVAL, MACADDR, MONEY, TSVECTOR
 from sqlalchemy.dialects.postgresql.ranges import (
     TSMULTIRANGE,
     TSRANGE,
@@ -67,6 +68,11 @@ __all__ = [
 _SECONDS = "'YYYY-MM-DD\"T\"HH24:MI:SS'"
 _INTERVALS = (Interval, INTERVAL)
 """The generic type and PostgreSQL's own, which is not a subclass of it."""
+_COMPARED_AS_CAST = (INET, CIDR, MACADDR, AbstractRange, TSVECTOR, MONEY, BIT)
+"""PostgreSQL's types whose text the application may write otherwise than the database
+does (``10.0.0.1/32``, ``b a`` for ``'a' 'b'``, ``12.5`` for ``$12.50``): a stored value
+is compared with the document's as a value of the column's type."""
+_POSTGRESQL = postgresql.dialect()  # type: ignore[no-untyped-call]
 
 
 def sql_literal(text: str) -> str:
@@ -360,8 +366,8 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
     if isinstance(type_, ARRAY) and _is_exact_twin(type_.item_type):
         # A list of exact twins (text, integers, UUIDs, dates, booleans): its JSON.
         return f"{document_value} = coalesce(to_jsonb({ref}), 'null'::jsonb)"
-    if isinstance(type_, INET | CIDR | MACADDR | AbstractRange):  # written in many ways
-        cast = type_.__visit_name__.lower()
+    if isinstance(type_, _COMPARED_AS_CAST):  # one value, written in many ways
+        cast = type_.compile(dialect=_POSTGRESQL)
         compared = f"{text}::{cast} IS NOT DISTINCT FROM {ref}::{cast}"
         if isinstance(type_, TSTZRANGE | TSTZMULTIRANGE):  # offsets as for a timestamptz
             far = f"{text} ~ '[+-](1[6-9]|2[0-3]):[0-5][0-9]'"
