@@ -1,16 +1,17 @@
-"""A session's copy older than the record, in PostgreSQL's own column types: arrays of
-text or numbers, network addresses, ranges, text-search vectors, money and bit strings are
+"""A session's copy older than the record, in PostgreSQL's own column types: arrays,
+network addresses, ranges, text-search vectors, money and bit strings are
 compared with what is stored too
 (tests/capture/test_stale_copies.py has the rule and the other types)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import enum
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, Integer, String
+from sqlalchemy import DateTime, Engine, Integer, Numeric, String
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
     BIT,
@@ -61,6 +62,8 @@ class Host(Base):
     words: Mapped[Any] = mapped_column(TSVECTOR, nullable=True)
     fee: Mapped[Any] = mapped_column(MONEY, nullable=True)
     flags: Mapped[Any] = mapped_column(BIT(4), nullable=True)
+    prices: Mapped[Any] = mapped_column(ARRAY(Numeric(10, 2)), nullable=True)
+    seen: Mapped[Any] = mapped_column(ARRAY(DateTime(timezone=True)), nullable=True)
 
 
 engine, sessions = model_fixtures(Base.metadata, keeper)
@@ -78,6 +81,8 @@ CREATED = {
     "words": "'server' 'web'",
     "fee": "$12.50",
     "flags": "1010",
+    "prices": [decimal.Decimal("9.50"), None],
+    "seen": [dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)],
 }
 # What another transaction stores after the stale session read the host.
 OTHER = {
@@ -94,6 +99,8 @@ OTHER = {
     "words": "'proxy' 'web'",
     "fee": "$13.00",
     "flags": "0110",
+    "prices": [decimal.Decimal("9.50"), decimal.Decimal("0.00")],
+    "seen": [dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), dt.datetime(2024, 2, 1, tzinfo=dt.UTC)],
 }
 
 
@@ -150,7 +157,13 @@ def test_a_value_in_the_applications_own_form_is_no_older_copy(
 ) -> None:
     """The session's copy keeps the values as the application wrote them, which the
     database stores in its own form: compared as values, they are the same."""
-    own_forms = {"words": "web server", "fee": "12.5", "slots": Range(1, 5, bounds="[]")}
+    own_forms = {
+        "words": "web server",
+        "fee": "12.5",
+        "slots": Range(1, 5, bounds="[]"),
+        "seen": [dt.datetime(2024, 1, 1, 10, tzinfo=dt.timezone(dt.timedelta(hours=1)))],
+        "prices": [decimal.Decimal("9.5")],
+    }
     with auditkeeper.acting_as(1), sessions() as session:
         host = Host(id=1, name="alpha", **own_forms)
         session.add(host)

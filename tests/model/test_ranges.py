@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Column, Connection, Engine, text
+from sqlalchemy import Column, Connection, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import MultiRange, Range
 from sqlalchemy.types import TypeEngine
@@ -19,7 +19,6 @@ from sqlalchemy.types import TypeEngine
 from auditkeeper.capture.plan import json_converter
 from auditkeeper.model.sql_values import json_expression, same_value_expression
 from auditkeeper.model.values import dumps, to_json_value
-from tests.conftest import Database
 
 
 @pytest.mark.parametrize(
@@ -118,14 +117,6 @@ BOUNDS: dict[str, tuple[type[TypeEngine[Any]], type[TypeEngine[Any]], st.SearchS
         _DATETIMES.map(lambda moment: moment.replace(tzinfo=dt.UTC)),
     ),
 }
-
-
-@pytest.fixture
-def utc_connection(postgresql_database: Database) -> Any:
-    engine: Engine = postgresql_database.engine()
-    with engine.connect() as connection:
-        connection.execute(text("SET TIME ZONE 'UTC'"))
-        yield connection
 
 
 def _as_stored(connection: Connection, type_: TypeEngine[Any], value: Any) -> Any:

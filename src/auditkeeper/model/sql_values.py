@@ -335,12 +335,15 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
     (a timestamp as an instant, a number as a number), since the two texts may differ
     in form (an offset, trailing zeros). None for a type whose Python value the database
     cannot know (a ``TypeDecorator``), and for the exact twins (compare their JSON)."""
-    if isinstance(column.type, TypeDecorator) or exact_twin(column):
+    return _same_value(document_value, ref, column.type)
+
+
+def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | None:
+    if isinstance(type_, TypeDecorator) or _is_exact_twin(type_):
         return None
-    type_ = column.type
     text = f"({document_value} #>> '{{}}')"
     if isinstance(type_, Enum | LargeBinary):  # SQL NULL is the documents' JSON null
-        return f"{document_value} = coalesce({json_expression(ref, column)}, 'null'::jsonb)"
+        return f"{document_value} = coalesce({_json_of_type(ref, type_)}, 'null'::jsonb)"
     if isinstance(type_, Float):
         return f"{text}::float8 IS NOT DISTINCT FROM {ref}::float8"
     if isinstance(type_, Numeric):
@@ -366,6 +369,8 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
     if isinstance(type_, ARRAY) and _is_exact_twin(type_.item_type):
         # A list of exact twins (text, integers, UUIDs, dates, booleans): its JSON.
         return f"{document_value} = coalesce(to_jsonb({ref}), 'null'::jsonb)"
+    if isinstance(type_, ARRAY):
+        return _same_items(document_value, ref, type_)
     if isinstance(type_, _COMPARED_AS_CAST):  # one value, written in many ways
         cast = type_.compile(dialect=_POSTGRESQL)
         compared = f"{text}::{cast} IS NOT DISTINCT FROM {ref}::{cast}"
@@ -374,6 +379,25 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
             return f"CASE WHEN {far} THEN true ELSE {compared} END"
         return compared
     return None
+
+
+def _same_items(document_value: str, ref: str, type_: ARRAY[Any]) -> str | None:
+    """An array of items that are no exact twins (decimals, timestamps, enums), item by
+    item as their type; one of more than one dimension is not compared."""
+    item = _same_value(
+        f"({document_value} -> (audit_item.position - 1)::int)", "audit_item.value", type_.item_type
+    )
+    if item is None:
+        return None
+    document_null = f"coalesce({document_value}, 'null'::jsonb) = 'null'::jsonb"
+    return (
+        f"CASE WHEN {ref} IS NULL OR {document_null} THEN ({ref} IS NULL) = ({document_null}) "
+        f"WHEN coalesce(array_ndims({ref}), 1) <> 1 THEN true "
+        f"WHEN jsonb_typeof({document_value}) <> 'array' "
+        f"OR jsonb_array_length({document_value}) <> cardinality({ref}) THEN false "
+        f"ELSE NOT EXISTS (SELECT 1 FROM unnest({ref}) WITH ORDINALITY "
+        f"AS audit_item(value, position) WHERE NOT coalesce({item}, false)) END"
+    )
 
 
 def sqlite_same_value(column: Column[Any]) -> Callable[[Any, Any], bool] | None:
