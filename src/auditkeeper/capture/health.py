@@ -20,6 +20,7 @@ from sqlalchemy.engine import Connection
 
 from ..model.ddl import install_statements
 from ..store.catalogue import compare_catalogue
+from ..store.writer import OWN_STATEMENT
 from .history import entities_table, entity_rows
 from .triggers import (
     FLUSHED,
@@ -224,7 +225,7 @@ def leading_text_problems(connection: Connection, *, leading_comments: bool) -> 
     behind = query_starts_with(_PROBE, behind_comments=True)
     received, readable = connection.exec_driver_sql(
         f"{_PROBE} SELECT current_query(), {behind}",
-        execution_options={"no_parameters": True},
+        execution_options={"no_parameters": True, OWN_STATEMENT: True},
     ).one()
     if not isinstance(received, str) or received.startswith(_PROBE):
         return []

@@ -74,8 +74,9 @@ _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
 _INSERTS_READY = "auditkeeper.statement_inserts_ready"
+_OWED = "auditkeeper.actor_owed"
 _SCOPE = "auditkeeper.autocommit_scope"
-_PER_TRANSACTION = (_SENT, _MARKED, _TRANSACTION, _LAST_ACTOR, _INSERTS_READY)
+_PER_TRANSACTION = (_SENT, _MARKED, _TRANSACTION, _LAST_ACTOR, _INSERTS_READY, _OWED)
 """What ``connection.info`` knows of the database transaction under way."""
 _READY = (
     "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
@@ -109,12 +110,13 @@ BEGIN
     END IF;
 END
 $auditkeeper$"""
-_READ_ONLY = ("SELECT", "PRAGMA", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
+_CONTROL = ("PRAGMA", "SHOW", "BEGIN", "COMMIT", "ROLLBACK")
 _CHANGES = ("INSERT", "UPDATE", "DELETE", "MERGE")
-_READS, _DML, _OTHER = "reads", "dml", "other"
-"""What raw SQL text does (``_text_kind``). Only a DML statement gets a transaction of
-its own on an AUTOCOMMIT connection: DDL, VACUUM or CALL may change data too, but
-some refuse to run in a transaction."""
+_NOTHING, _READS, _DML, _OTHER = "nothing", "reads", "dml", "other"
+"""What raw SQL text does (``_text_kind``). A read may call a function that changes
+rows (``_owe_actor``); only a DML statement gets a transaction of its own on an
+AUTOCOMMIT connection: DDL, VACUUM or CALL may change data too, but some refuse to run
+in a transaction."""
 _LEADING_COMMENTS = re.compile(r"(?:\s+|/\*.*?\*/|--[^\n]*)*", re.DOTALL)
 _DML_WORD = re.compile(r"\b(?:INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
 _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
@@ -303,6 +305,8 @@ def _before_execute(
     if context is not None and context.is_text:
         kind = _text_kind(statement)
         if kind == _READS:
+            _owe_actor(connection, cursor)
+        if kind in (_NOTHING, _READS):
             return
     transaction = connection.get_transaction()
     if transaction is None:
@@ -351,17 +355,19 @@ def _positional(query: str, paramstyle: str) -> str:
 
 
 def _text_kind(statement: str) -> str:
-    """``_READS``, ``_DML`` or ``_OTHER``, from the statement's first word after any
-    comments. A ``WITH`` or an ``EXPLAIN`` is DML when it holds one (a data-modifying
-    CTE, ``EXPLAIN ANALYZE UPDATE``), so its rows get the actor; a false alarm (the
-    word in a literal) costs only the actor's round trip."""
+    """``_NOTHING``, ``_READS``, ``_DML`` or ``_OTHER``, from the statement's first word
+    after any comments. A ``WITH`` or an ``EXPLAIN`` is DML when it holds one (a
+    data-modifying CTE, ``EXPLAIN ANALYZE UPDATE``), so its rows get the actor; a false
+    alarm (the word in a literal) costs only the actor's round trip."""
     comments = _LEADING_COMMENTS.match(statement)  # matches always, maybe nothing
     start = comments.end() if comments else 0
     head = statement[start : start + 8].upper()
     if head.startswith(("WITH", "EXPLAIN")):
         return _DML if _DML_WORD.search(statement, start) else _READS
-    if head.startswith(_READ_ONLY):
+    if head.startswith("SELECT"):
         return _READS
+    if head.startswith(_CONTROL):
+        return _NOTHING
     return _DML if head.startswith(_CHANGES) else _OTHER
 
 
@@ -429,8 +435,48 @@ def _log_pending_of_another_actor(
     if last is not None and last[0]() is transaction:
         if last[1] is actor:
             return  # every statement of a flush comes here: no new state for them
+        _pay_owed_actor(connection, cursor)
+        connection.info.pop(_OWED, None)  # its changes are logged now
         cursor.execute(_PG_CAPTURE_PENDING)
     connection.info[_LAST_ACTOR] = (weakref.ref(transaction), actor)
+
+
+def _owe_actor(connection: Connection, cursor: Any) -> None:
+    """PostgreSQL, before a raw read: a function it calls may change rows, which the
+    deferred triggers log at commit in the name the setting then gives. The actor is
+    told by then (``_pay_owed_actor``: at commit, or before another actor's changes are
+    logged) rather than now, since most reads change nothing: a transaction that tells
+    the actor anyway (a flush, a raw change) pays nothing more, a committed one that
+    only reads pays one round trip at commit. On a connection in AUTOCOMMIT the read
+    commits alone, before anything could be told: its changes have no actor."""
+    transaction = connection.get_transaction()
+    if (
+        transaction is None
+        or connection.dialect.name != "postgresql"
+        or _idle_in_autocommit(connection)
+    ):
+        return
+    actor = current_actor()
+    sent_now, sent_actor = _sent(connection, transaction)
+    if sent_now and sent_actor is actor:
+        return
+    _log_pending_of_another_actor(connection, cursor, transaction, actor)
+    connection.info[_OWED] = (weakref.ref(transaction), actor)
+
+
+def _pay_owed_actor(connection: Connection, cursor: Any) -> None:
+    """Tell the triggers the actor of the raw reads since the actor last changed, if
+    nothing has told them since (``_owe_actor``)."""
+    owed = connection.info.get(_OWED)
+    transaction = connection.get_transaction()
+    if owed is None or transaction is None or owed[0]() is not transaction:
+        return
+    sent_now, sent_actor = _sent(connection, transaction)
+    if sent_now and sent_actor is owed[1]:
+        return
+    query = _positional(_PG_SET, connection.dialect.paramstyle)
+    cursor.execute(query, (actor_setting(connection, owed[1]),))
+    note_actor_set(connection, owed[1])
 
 
 def _has_state(connection: Connection, cursor: Any) -> bool:
@@ -449,6 +495,13 @@ def _has_state(connection: Connection, cursor: Any) -> bool:
 def _before_commit(connection: Connection) -> None:
     if _SCOPE in connection.info:
         _end(connection, commit=True)
+    elif _OWED in connection.info:
+        cursor = connection.connection.cursor()
+        try:
+            _pay_owed_actor(connection, cursor)
+        finally:
+            cursor.close()
+            connection.info.pop(_OWED, None)
     else:
         _forget_sqlite_actor(connection)
 
@@ -627,6 +680,7 @@ def _on_error(context: ExceptionContext) -> None:
 def _before_rollback(connection: Connection) -> None:
     """A failed flush's rollback: in AUTOCOMMIT the driver's own rollback may send
     nothing (psycopg2), so the transaction begun for the flush is rolled back here."""
+    connection.info.pop(_OWED, None)
     if _SCOPE in connection.info:
         _end(connection, commit=False)
 
