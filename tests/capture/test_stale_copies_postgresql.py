@@ -1,5 +1,5 @@
 """A session's copy older than the record, in PostgreSQL's own column types: arrays,
-network addresses, ranges, text-search vectors, money and bit strings are
+network addresses, ranges, hstore, text-search vectors, money and bit strings are
 compared with what is stored too
 (tests/capture/test_stale_copies.py has the rule and the other types)."""
 
@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import (
     BIT,
     CIDR,
     DATEMULTIRANGE,
+    HSTORE,
     INET,
     INT4RANGE,
     MACADDR,
@@ -28,7 +29,7 @@ from sqlalchemy.dialects.postgresql import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import auditkeeper
-from tests._support import POSTGRES_ONLY, Action, log_rows, model_fixtures
+from tests._support import POSTGRES_ONLY, Action, log_rows, model_engine, model_fixtures
 
 pytestmark = POSTGRES_ONLY
 
@@ -62,11 +63,28 @@ class Host(Base):
     words: Mapped[Any] = mapped_column(TSVECTOR, nullable=True)
     fee: Mapped[Any] = mapped_column(MONEY, nullable=True)
     flags: Mapped[Any] = mapped_column(BIT(4), nullable=True)
+    labels: Mapped[Any] = mapped_column(HSTORE, nullable=True)
     prices: Mapped[Any] = mapped_column(ARRAY(Numeric(10, 2)), nullable=True)
     seen: Mapped[Any] = mapped_column(ARRAY(DateTime(timezone=True)), nullable=True)
 
 
-engine, sessions = model_fixtures(Base.metadata, keeper)
+_, sessions = model_fixtures(Base.metadata, keeper)
+
+
+@pytest.fixture
+def engine(database: Any) -> Engine:
+    """The module's tables, once the database has hstore (a contrib extension): made in
+    the test's schema, or found where a server given by AUDITKEEPER_TEST_PG_URL has it."""
+    with database.engine().begin() as connection:
+        connection.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS hstore")
+        home = connection.exec_driver_sql(
+            "SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'hstore'"
+        ).scalar_one()
+    options = database.connect_args["options"]
+    if not options.endswith(f",{home}") and f"={home}" not in options:
+        database.connect_args = {**database.connect_args, "options": f"{options},{home}"}
+    return model_engine(database, Base.metadata, keeper)
+
 
 CREATED = {
     "tags": ["web"],
@@ -81,6 +99,7 @@ CREATED = {
     "words": "'server' 'web'",
     "fee": "$12.50",
     "flags": "1010",
+    "labels": {"rack": "r1", "spare": None},
     "prices": [decimal.Decimal("9.50"), None],
     "seen": [dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)],
 }
@@ -99,6 +118,7 @@ OTHER = {
     "words": "'proxy' 'web'",
     "fee": "$13.00",
     "flags": "0110",
+    "labels": {"rack": "r2", "spare": None},
     "prices": [decimal.Decimal("9.50"), decimal.Decimal("0.00")],
     "seen": [dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), dt.datetime(2024, 2, 1, tzinfo=dt.UTC)],
 }

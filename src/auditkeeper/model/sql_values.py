@@ -40,7 +40,16 @@ from sqlalchemy import (
     Uuid,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import BIT, CIDR, INET, INTERVAL, MACADDR, MONEY, TSVECTOR
+from sqlalchemy.dialects.postgresql import (
+    BIT,
+    CIDR,
+    HSTORE,
+    INET,
+    INTERVAL,
+    MACADDR,
+    MONEY,
+    TSVECTOR,
+)
 from sqlalchemy.dialects.postgresql.ranges import (
     TSMULTIRANGE,
     TSRANGE,
@@ -366,8 +375,9 @@ def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | 
         return f"{text}::numeric IS NOT DISTINCT FROM extract(epoch FROM {ref})"
     if isinstance(type_, JSON):
         return f"{document_value} = coalesce({ref}::jsonb, 'null'::jsonb)"
-    if isinstance(type_, ARRAY) and _is_exact_twin(type_.item_type):
-        # A list of exact twins (text, integers, UUIDs, dates, booleans): its JSON.
+    if isinstance(type_, HSTORE) or (isinstance(type_, ARRAY) and _is_exact_twin(type_.item_type)):
+        # Text keys and values (the driver takes no other), or a list of exact twins
+        # (text, integers, UUIDs, dates, booleans): their JSON.
         return f"{document_value} = coalesce(to_jsonb({ref}), 'null'::jsonb)"
     if isinstance(type_, ARRAY):
         return _same_items(document_value, ref, type_)
