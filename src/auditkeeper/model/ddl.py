@@ -12,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy import Table, event
 from sqlalchemy.engine import Connection, Dialect
 
+from .identifiers import drop_postgresql_trigger, postgresql_name
 from .statements import execute_text
 from .tables import AuditTables
 
@@ -81,7 +82,7 @@ def transaction_id_function(tables: AuditTables, dialect: Dialect) -> str:
     preparer = dialect.identifier_preparer
     log = tables.log
     schema_prefix = f"{preparer.quote(log.schema)}." if log.schema else ""
-    return f"{schema_prefix}{preparer.quote(f'{log.name}_transaction_id')}"
+    return f"{schema_prefix}{preparer.quote(postgresql_name(log.name, '_transaction_id'))}"
 
 
 def _transaction_id_statement(tables: AuditTables, dialect: Dialect) -> str:
@@ -114,8 +115,7 @@ def _postgresql(tables: AuditTables, table: Table, dialect: Dialect) -> list[str
     preparer = dialect.identifier_preparer
     quoted = _quote(dialect, table)
     schema_prefix = f"{preparer.quote(table.schema)}." if table.schema else ""
-    trigger_base = f"{table.name}_append_only"
-    function = f"{schema_prefix}{preparer.quote(trigger_base)}"
+    function = f"{schema_prefix}{preparer.quote(postgresql_name(table.name, '_append_only'))}"
     users = _users_ref(tables, dialect) if table is tables.log else None
     if users is None:
         unlink = "FALSE"
@@ -141,20 +141,25 @@ BEGIN
     TG_OP, TG_TABLE_NAME USING ERRCODE = 'insufficient_privilege';
 END
 """
-    row_trigger = preparer.quote(f"{trigger_base}_row")
-    truncate_trigger = preparer.quote(f"{trigger_base}_truncate")
+    row_trigger = preparer.quote(postgresql_name(table.name, _ROW_SUFFIX))
+    truncate_trigger = preparer.quote(postgresql_name(table.name, _TRUNCATE_SUFFIX))
+
     extra = [_transaction_id_statement(tables, dialect)] if table is tables.log else []
     return [
         f"CREATE OR REPLACE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS "
         f"$auditkeeper${body}$auditkeeper$",
-        f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
+        *drop_postgresql_trigger(table, _ROW_SUFFIX, dialect),
         f"CREATE TRIGGER {row_trigger} BEFORE UPDATE OR DELETE ON {quoted} "
         f"FOR EACH ROW EXECUTE FUNCTION {function}()",
-        f"DROP TRIGGER IF EXISTS {truncate_trigger} ON {quoted}",
+        *drop_postgresql_trigger(table, _TRUNCATE_SUFFIX, dialect),
         f"CREATE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {quoted} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
         *extra,
     ]
+
+
+_ROW_SUFFIX = "_append_only_row"
+_TRUNCATE_SUFFIX = "_append_only_truncate"
 
 
 def _sqlite(tables: AuditTables, table: Table, dialect: Dialect) -> list[str]:

@@ -33,6 +33,7 @@ from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
 
+from ...model.identifiers import drop_postgresql_trigger, postgresql_name
 from ...model.statements import execute_text
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
@@ -42,6 +43,7 @@ from .common import (
     CAPTURE_SUFFIX,
     CAPTURED_BY,
     FLUSHED,
+    FLUSHED_SUFFIX,
     LEADING_COMMENTS,
     LinkSide,
     flushed_trigger_name,
@@ -108,9 +110,16 @@ class CaptureTargets:
         return [*self.tables, *self.links]
 
 
+_NO_TRUNCATE_SUFFIX = "_audit_no_truncate"
+
+
 def capture_trigger_names(table: Table) -> tuple[str, str]:
-    """``(row trigger, truncate trigger)`` names on an audited or association table."""
-    return f"{table.name}{CAPTURE_SUFFIX}", f"{table.name}_audit_no_truncate"
+    """PostgreSQL: ``(row trigger, truncate trigger)`` names on an audited or
+    association table."""
+    return (
+        postgresql_name(table.name, CAPTURE_SUFFIX),
+        postgresql_name(table.name, _NO_TRUNCATE_SUFFIX),
+    )
 
 
 def statement_trigger_names(table: Table, plan: ClassPlan) -> dict[str, str]:
@@ -128,7 +137,15 @@ def statement_trigger_names(table: Table, plan: ClassPlan) -> dict[str, str]:
         "UPDATE": plan.update is not None or bool(plan.on_change),
         "DELETE": plan.delete is not None,
     }
-    return {verb: f"{table.name}_audit_{verb.lower()}s" for verb, on in audited.items() if on}
+    return {
+        verb: postgresql_name(table.name, _statement_suffix(verb))
+        for verb, on in audited.items()
+        if on
+    }
+
+
+def _statement_suffix(verb: str) -> str:
+    return f"_audit_{verb.lower()}s"
 
 
 def capture_targets(recorder: Recorder, *, present: set[str] | None = None) -> CaptureTargets:
@@ -239,11 +256,11 @@ def capture_triggers_enabled(
     sets ``actor_setting`` as ``auditkeeper.actor`` if given."""
     if not isinstance(table, Table):
         return False, False
-    name, _ = capture_trigger_names(table)
     if connection.dialect.name == "sqlite":
         query = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND name = :name"
-        found = connection.execute(text(query), {"name": f"{name}_insert"})
+        found = connection.execute(text(query), {"name": sqlite.trigger_name(table, "INSERT")})
         return found.first() is not None, False
+    name, _ = capture_trigger_names(table)
     enabled = (
         "EXISTS (SELECT 1 FROM pg_trigger WHERE tgrelid = to_regclass(:table) "
         "AND tgname = {} AND tgenabled <> 'D')"
@@ -272,6 +289,7 @@ def row_triggers(
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
     flushed_trigger = preparer.quote(flushed_trigger_name(table))
+
     # The rows an announced statement changes here, its cascades' and its triggers'
     # included, are its statement triggers'; those of a statement the session logs
     # itself (``FLUSHED``) are the flushed trigger's, which checks them against the
@@ -286,13 +304,13 @@ def row_triggers(
         when = f"NOT {announced(table, dialect, behind_comments=False)} AND NOT {flushed}"
     row = "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW"
     return [
-        f"DROP TRIGGER IF EXISTS {row_trigger} ON {quoted}",
+        *drop_postgresql_trigger(table, CAPTURE_SUFFIX, dialect),
         f"CREATE CONSTRAINT TRIGGER {row_trigger} AFTER INSERT OR UPDATE OR DELETE "
         f"ON {quoted} {row} WHEN ({when}) EXECUTE FUNCTION {function}()",
-        f"DROP TRIGGER IF EXISTS {flushed_trigger} ON {quoted}",
+        *drop_postgresql_trigger(table, FLUSHED_SUFFIX, dialect),
         f"CREATE CONSTRAINT TRIGGER {flushed_trigger} AFTER INSERT OR UPDATE OR DELETE "
         f"ON {quoted} {row} WHEN ({flushed}) EXECUTE FUNCTION {function}()",
-        f"DROP TRIGGER IF EXISTS {truncate_trigger} ON {quoted}",
+        *drop_postgresql_trigger(table, _NO_TRUNCATE_SUFFIX, dialect),
         f"CREATE TRIGGER {truncate_trigger} BEFORE TRUNCATE ON {quoted} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
     ]
@@ -311,7 +329,7 @@ def _statement_triggers(
             "DELETE": f"OLD TABLE AS {OLD_ROWS}",
         }[verb]
         statements += [
-            f"DROP TRIGGER IF EXISTS {preparer.quote(name)} ON {quoted}",
+            *drop_postgresql_trigger(table, _statement_suffix(verb), dialect),
             f"CREATE TRIGGER {preparer.quote(name)} AFTER {verb} ON {quoted} "
             f"REFERENCING {transition} FOR EACH STATEMENT EXECUTE FUNCTION {function}()",
         ]
@@ -321,7 +339,7 @@ def _statement_triggers(
 def _function_name(table: Table, suffix: str, dialect: Dialect) -> str:
     preparer = dialect.identifier_preparer
     schema = f"{preparer.quote(table.schema)}." if table.schema else ""
-    return f"{schema}{preparer.quote(f'{table.name}_{suffix}')}"
+    return f"{schema}{preparer.quote(postgresql_name(table.name, f'_{suffix}'))}"
 
 
 def single_table(mapper: Mapper[Any], plan: ClassPlan) -> bool:

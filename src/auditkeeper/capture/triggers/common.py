@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import Column, Table
 
+from ...model.identifiers import postgresql_name
 from ...model.sql_values import sql_literal
 from ..plan import ClassPlan
 
@@ -87,7 +88,7 @@ def quote_column(name: str) -> str:
 def flushed_trigger_name(table: Table) -> str:
     """The PostgreSQL row trigger that takes the changes of statements marked
     ``FLUSHED``, and alone checks them against the rows already written."""
-    return f"{table.name}{FLUSHED_SUFFIX}"
+    return postgresql_name(table.name, FLUSHED_SUFFIX)
 
 
 LEADING_COMMENTS = "^(?:/[*][^*]*[*]+(?:[^*/][^*]*[*]+)*/[[:space:]]*)+"

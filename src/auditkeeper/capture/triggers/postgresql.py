@@ -25,6 +25,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.schema import CreateIndex
 
 from ...model.ddl import transaction_id_function
+from ...model.identifiers import postgresql_name
 from ...model.sql_values import (
     differs_expression,
     exact_twin,
@@ -184,7 +185,7 @@ def retired_statements(tables: AuditTables, dialect: Dialect) -> list[str]:
     preparer = dialect.identifier_preparer
     log = tables.log
     schema = f"{preparer.quote(log.schema)}." if log.schema else ""
-    name = f"{schema}{preparer.quote(f'{log.name}_capture_write')}"
+    name = f"{schema}{preparer.quote(postgresql_name(log.name, '_capture_write'))}"
     return [f"DROP FUNCTION IF EXISTS {name}(INTEGER, INTEGER, BIGINT, TEXT, JSONB, JSONB, JSONB)"]
 
 

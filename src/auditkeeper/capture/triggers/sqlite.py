@@ -27,7 +27,7 @@ from ...model.sql_values import sql_literal, sqlite_json_text
 from ...model.tables import AuditTables
 from ..declaration import REDACTED
 from ..plan import AuditedColumn, ClassPlan
-from .common import MARK, LinkSide, quote_column
+from .common import CAPTURE_SUFFIX, MARK, LinkSide, quote_column
 
 __all__ = [
     "MARK_SEQ",
@@ -72,6 +72,11 @@ def support_statements() -> list[str]:
     ]
 
 
+def trigger_name(table: Table, verb: str) -> str:
+    """SQLite: the capture trigger of ``table`` for ``verb`` (SQLite keeps any length)."""
+    return f"{table.name}{CAPTURE_SUFFIX}_{verb.lower()}"
+
+
 def table_triggers(
     tables: AuditTables, table: Table, plan: ClassPlan, dialect: Dialect
 ) -> list[str]:
@@ -80,7 +85,7 @@ def table_triggers(
     quoted = preparer.quote(table.name)
     statements = []
     for verb in _VERBS:
-        name = preparer.quote(f"{table.name}_audit_capture_{verb.lower()}")
+        name = preparer.quote(trigger_name(table, verb))
         statements.append(f"DROP TRIGGER IF EXISTS {name}")
         columns = _columns(plan.columns, verb)
         action = _action(plan, verb, columns)
