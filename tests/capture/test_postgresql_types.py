@@ -1,6 +1,7 @@
 """A class with PostgreSQL's own column types (ranges, multiranges, its INTERVAL, arrays
-of decimals, enums, timestamps and floats) is audited through every write path, each
-writing a value as the database stores it and as the others write it (docs/values.md)."""
+of decimals, enums, timestamps and floats, times with a zone) is audited through every
+write path, each writing a value as the database stores it and as the others write it
+(docs/values.md)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import decimal
 import enum
 from typing import Any
 
-from sqlalchemy import Engine, String, delete, text, update
+from sqlalchemy import Engine, String, Time, delete, text, update
 from sqlalchemy import Enum as EnumType
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
@@ -67,6 +68,7 @@ class Booking(Base):
     colors: Mapped[Any] = mapped_column(ARRAY(EnumType(Color)), nullable=True)
     arrivals: Mapped[Any] = mapped_column(ARRAY(TIMESTAMP(timezone=True)), nullable=True)
     ratios: Mapped[Any] = mapped_column(ARRAY(DOUBLE_PRECISION), nullable=True)
+    check_in: Mapped[Any] = mapped_column(Time(timezone=True), nullable=True)
 
 
 engine, sessions = model_fixtures(Base.metadata, keeper)
@@ -87,6 +89,7 @@ ASSIGNED = {
     "colors": [Color.DARK_BLUE, Color.RED],
     "arrivals": [dt.datetime(2024, 7, 1, 15, 0, 0, 250, tzinfo=UTC)],
     "ratios": [0.5, float("nan"), float("-inf")],
+    "check_in": dt.time(15, 0, 0, 250, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30))),
 }
 STORED = {
     "id": 1,
@@ -103,6 +106,7 @@ STORED = {
     "colors": ["dark blue", "red"],
     "arrivals": ["2024-07-01T15:00:00.000250+00:00"],
     "ratios": [0.5, "nan", "-inf"],
+    "check_in": "15:00:00.000250-03:30",
 }
 
 

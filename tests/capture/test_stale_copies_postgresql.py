@@ -1,5 +1,6 @@
 """A session's copy older than the record, in PostgreSQL's own column types: arrays,
-network addresses, ranges, hstore, text-search vectors, money and bit strings are
+network addresses, ranges, hstore, text-search vectors, money, bit strings and times
+with a zone are
 compared with what is stored too
 (tests/capture/test_stale_copies.py has the rule and the other types)."""
 
@@ -11,7 +12,7 @@ import enum
 from typing import Any
 
 import pytest
-from sqlalchemy import DateTime, Engine, Integer, Numeric, String
+from sqlalchemy import DateTime, Engine, Integer, Numeric, String, Time
 from sqlalchemy.dialects.postgresql import (
     ARRAY,
     BIT,
@@ -64,6 +65,7 @@ class Host(Base):
     fee: Mapped[Any] = mapped_column(MONEY, nullable=True)
     flags: Mapped[Any] = mapped_column(BIT(4), nullable=True)
     labels: Mapped[Any] = mapped_column(HSTORE, nullable=True)
+    opens: Mapped[Any] = mapped_column(Time(timezone=True), nullable=True)
     prices: Mapped[Any] = mapped_column(ARRAY(Numeric(10, 2)), nullable=True)
     seen: Mapped[Any] = mapped_column(ARRAY(DateTime(timezone=True)), nullable=True)
 
@@ -100,6 +102,7 @@ CREATED = {
     "fee": "$12.50",
     "flags": "1010",
     "labels": {"rack": "r1", "spare": None},
+    "opens": dt.time(9, tzinfo=dt.timezone(dt.timedelta(hours=1))),
     "prices": [decimal.Decimal("9.50"), None],
     "seen": [dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC)],
 }
@@ -119,6 +122,7 @@ OTHER = {
     "fee": "$13.00",
     "flags": "0110",
     "labels": {"rack": "r2", "spare": None},
+    "opens": dt.time(9, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))),
     "prices": [decimal.Decimal("9.50"), decimal.Decimal("0.00")],
     "seen": [dt.datetime(2024, 1, 1, 9, tzinfo=dt.UTC), dt.datetime(2024, 2, 1, tzinfo=dt.UTC)],
 }

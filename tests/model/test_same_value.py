@@ -1,12 +1,13 @@
-"""``sql_values.same_value_expression`` for arrays whose items are no exact twins: a
-stored array is compared with a document's item by item, as the items' type."""
+"""``sql_values.same_value_expression`` for arrays whose items are no exact twins (a
+stored array is compared with a document's item by item, as the items' type) and for
+times with a zone."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import pytest
-from sqlalchemy import ARRAY, Column, Connection, DateTime, Numeric, text
+from sqlalchemy import ARRAY, Column, Connection, DateTime, Numeric, Time, text
 from sqlalchemy.dialects import postgresql
 
 from auditkeeper.model.sql_values import same_value_expression
@@ -42,6 +43,28 @@ def test_an_array_is_compared_item_by_item(
     name = array.compile(dialect=postgresql.dialect())
     condition = same_value_expression(
         "CAST(:written AS jsonb)", f"CAST(:stored AS {name})", Column("c", array)
+    )
+    query = text(f"SELECT {condition}")
+    parameters = {"written": dumps(written), "stored": stored}
+    assert utc_connection.execute(query, parameters).scalar_one() is same
+
+
+@pytest.mark.parametrize(
+    ("written", "stored", "same"),
+    [
+        ("09:30:00+01:30", "09:30:00+01:30", True),
+        ("09:30:00+01:30", "09:31:00+01:30", False),
+        (None, "09:30:00+01:30", False),
+        (None, None, True),
+        # An offset PostgreSQL cannot read is left uncompared rather than failing.
+        ("09:30:00+18:00", "00:00:00+00", True),
+    ],
+)
+def test_a_time_with_a_zone_is_compared_as_one(
+    utc_connection: Connection, written: Any, stored: Any, same: bool
+) -> None:
+    condition = same_value_expression(
+        "CAST(:written AS jsonb)", "CAST(:stored AS timetz)", Column("c", Time(timezone=True))
     )
     query = text(f"SELECT {condition}")
     parameters = {"written": dumps(written), "stored": stored}

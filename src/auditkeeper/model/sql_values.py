@@ -113,6 +113,8 @@ def _json_of_type(ref: str, declared: TypeEngine[Any]) -> str:
         return f"to_jsonb(to_char({ref}, {_SECONDS}){_fraction(ref)}{offset})"
     if isinstance(type_, Date):
         return f"to_jsonb(to_char({ref}, 'YYYY-MM-DD'))"
+    if isinstance(type_, Time) and type_.timezone:
+        return _time_with_zone_expression(ref)
     if isinstance(type_, Time):
         return f"to_jsonb(to_char({ref}, 'HH24:MI:SS'){_fraction(ref)})"
     if isinstance(type_, _INTERVALS):
@@ -141,6 +143,23 @@ def _array_expression(ref: str, type_: ARRAY[Any]) -> str:
     )
     # array_ndims is NULL for an empty array (and NULL): to_jsonb writes [] (and NULL).
     return f"CASE WHEN array_ndims({ref}) = 1 THEN {items} ELSE to_jsonb({ref}) END"
+
+
+def _time_with_zone_expression(ref: str) -> str:
+    """A ``time with time zone`` as Python's isoformat writes it (``09:30:00+01:30``):
+    ``to_char`` takes no such value, so its time is formatted, and its offset (seconds
+    east of UTC, kept as it was given) written as ``+HH:MM``, with ``:SS`` where it
+    has seconds."""
+    time = f"{ref}::time"
+    zone = f"extract(timezone FROM {ref})::int"
+    offset = (
+        f"CASE WHEN {zone} < 0 THEN '-' ELSE '+' END "
+        f"|| lpad((abs({zone}) / 3600)::text, 2, '0') "
+        f"|| ':' || lpad((abs({zone}) % 3600 / 60)::text, 2, '0') "
+        f"|| CASE WHEN abs({zone}) % 60 = 0 THEN '' "
+        f"ELSE ':' || lpad((abs({zone}) % 60)::text, 2, '0') END"
+    )
+    return f"to_jsonb(to_char({time}, 'HH24:MI:SS'){_fraction(time)} || {offset})"
 
 
 def _timestamp_range_expression(ref: str, type_: AbstractRange[Any]) -> str:
@@ -369,6 +388,13 @@ def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | 
         )
     if isinstance(type_, DateTime):
         return f"{text}::timestamp IS NOT DISTINCT FROM {ref}"
+    if isinstance(type_, Time) and type_.timezone:
+        # Offsets as for a timestamptz: one PostgreSQL cannot read is not compared.
+        readable = f"{text} ~ '[+-](0[0-9]|1[0-5]):[0-5][0-9](:[0-5][0-9])?$'"
+        return (
+            f"CASE WHEN {text} IS NULL OR {ref} IS NULL THEN ({text} IS NULL) = ({ref} IS NULL) "
+            f"WHEN {readable} THEN {text}::timetz = {ref} ELSE true END"
+        )
     if isinstance(type_, Time):
         return f"{text}::time IS NOT DISTINCT FROM {ref}::time"
     if isinstance(type_, _INTERVALS):
