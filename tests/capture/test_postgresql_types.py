@@ -1,5 +1,5 @@
 """A class with PostgreSQL's own column types (ranges, multiranges, its INTERVAL, arrays
-of decimals, enums, timestamps and floats, times with a zone) is audited through every
+of decimals, enums, timestamps and floats, times with a zone, OIDs) is audited through every
 write path, each writing a value as the database stores it and as the others write it
 (docs/values.md)."""
 
@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import (
     INTERVAL,
     NUMERIC,
     NUMRANGE,
+    OID,
     TIMESTAMP,
     TSRANGE,
     TSTZMULTIRANGE,
@@ -69,6 +70,7 @@ class Booking(Base):
     arrivals: Mapped[Any] = mapped_column(ARRAY(TIMESTAMP(timezone=True)), nullable=True)
     ratios: Mapped[Any] = mapped_column(ARRAY(DOUBLE_PRECISION), nullable=True)
     check_in: Mapped[Any] = mapped_column(Time(timezone=True), nullable=True)
+    owner_oid: Mapped[Any] = mapped_column(OID, nullable=True)
 
 
 engine, sessions = model_fixtures(Base.metadata, keeper)
@@ -90,6 +92,7 @@ ASSIGNED = {
     "arrivals": [dt.datetime(2024, 7, 1, 15, 0, 0, 250, tzinfo=UTC)],
     "ratios": [0.5, float("nan"), float("-inf")],
     "check_in": dt.time(15, 0, 0, 250, tzinfo=dt.timezone(dt.timedelta(hours=-3, minutes=-30))),
+    "owner_oid": 4_000_000_000,
 }
 STORED = {
     "id": 1,
@@ -107,6 +110,7 @@ STORED = {
     "arrivals": ["2024-07-01T15:00:00.000250+00:00"],
     "ratios": [0.5, "nan", "-inf"],
     "check_in": "15:00:00.000250-03:30",
+    "owner_oid": 4_000_000_000,  # a number, as Python reads it
 }
 
 

@@ -48,6 +48,7 @@ from sqlalchemy.dialects.postgresql import (
     INTERVAL,
     MACADDR,
     MONEY,
+    OID,
     TSVECTOR,
 )
 from sqlalchemy.dialects.postgresql.ranges import (
@@ -99,13 +100,19 @@ def _json_of_type(ref: str, declared: TypeEngine[Any]) -> str:
     if isinstance(type_, Enum) and type_.enum_class is not None:
         return _enum_expression(ref, type_)
     if isinstance(type_, Float):  # JSON has no NaN or infinities: Python's repr of them
+        # A whole float from 1e16 on gets its ".0", as the Python rules write it
+        # (values._PositionalFloat): without it, it would read back as an integer.
         return (
             f"CASE WHEN {ref} = 'NaN' THEN '\"nan\"'::jsonb "
             f"WHEN {ref} = 'Infinity' THEN '\"inf\"'::jsonb "
-            f"WHEN {ref} = '-Infinity' THEN '\"-inf\"'::jsonb ELSE to_jsonb({ref}) END"
+            f"WHEN {ref} = '-Infinity' THEN '\"-inf\"'::jsonb "
+            f"WHEN abs({ref}) >= 1e16 AND {ref} = trunc({ref}) "
+            f"THEN to_jsonb({ref}::numeric(1000, 1)) ELSE to_jsonb({ref}) END"
         )
     if isinstance(type_, Boolean | Integer):
         return f"to_jsonb({ref})"
+    if isinstance(type_, OID):  # a number to Python, text to to_jsonb
+        return f"to_jsonb({ref}::bigint)"
     if isinstance(type_, Numeric):
         return f"to_jsonb({ref}::text)"
     if isinstance(type_, DateTime):
@@ -367,7 +374,8 @@ def same_value_expression(document_value: str, ref: str, column: Column[Any]) ->
 
 
 def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | None:
-    if isinstance(type_, TypeDecorator) or _is_exact_twin(type_):
+    opaque = isinstance(type_, TypeDecorator) and not isinstance(type_, Interval)
+    if opaque or _is_exact_twin(type_):
         return None
     text = f"({document_value} #>> '{{}}')"
     if isinstance(type_, Enum | LargeBinary):  # SQL NULL is the documents' JSON null
@@ -525,7 +533,16 @@ def sqlite_json_text(ref: str, column: Column[Any]) -> str:
         )
         return f"json_quote(replace({trimmed}, ' ', 'T'))"
     if isinstance(type_, Interval):  # stored as a datetime after the epoch
-        return f"json_quote((julianday({ref}) - 2440587.5) * 86400.0)"
+        # Whole seconds and the fraction's digits apart: julianday's float is off in
+        # the last places. A REAL, as Python's total_seconds() is a float.
+        fraction = (
+            f"CASE WHEN instr({ref}, '.') > 0 "
+            f"THEN CAST('0' || substr({ref}, instr({ref}, '.')) AS REAL) ELSE 0.0 END"
+        )
+        return (
+            f"CASE WHEN {ref} IS NULL THEN 'null' "
+            f"ELSE json_quote(CAST(strftime('%s', {ref}) AS INTEGER) + {fraction}) END"
+        )
     if isinstance(type_, Uuid):  # stored as 32 hex digits
         dashed = (
             f"lower(substr({ref}, 1, 8) || '-' || substr({ref}, 9, 4) || '-' || "
@@ -543,7 +560,10 @@ def sqlite_json_text(ref: str, column: Column[Any]) -> str:
 
 
 def _stored_type(type_: TypeEngine[Any]) -> TypeEngine[Any]:
-    while isinstance(type_, TypeDecorator):
+    """The type a value of ``type_`` is stored as, below any ``TypeDecorator``; but
+    ``Interval``, which is one (a datetime after the epoch where the database has no
+    interval type), as itself: its branches know how each database stores it."""
+    while isinstance(type_, TypeDecorator) and not isinstance(type_, Interval):
         type_ = type_.impl_instance
     return type_
 
