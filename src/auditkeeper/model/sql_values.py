@@ -100,14 +100,14 @@ def _json_of_type(ref: str, declared: TypeEngine[Any]) -> str:
     if isinstance(type_, Enum) and type_.enum_class is not None:
         return _enum_expression(ref, type_)
     if isinstance(type_, Float):  # JSON has no NaN or infinities: Python's repr of them
-        # A whole float from 1e16 on gets its ".0", as the Python rules write it
-        # (values._PositionalFloat): without it, it would read back as an integer.
+        # A whole float gets its ".0", as the Python rules write it: to_jsonb would
+        # write 2 for 2.0, which reads back as an integer.
         return (
             f"CASE WHEN {ref} = 'NaN' THEN '\"nan\"'::jsonb "
             f"WHEN {ref} = 'Infinity' THEN '\"inf\"'::jsonb "
             f"WHEN {ref} = '-Infinity' THEN '\"-inf\"'::jsonb "
-            f"WHEN abs({ref}) >= 1e16 AND {ref} = trunc({ref}) "
-            f"THEN to_jsonb({ref}::numeric(1000, 1)) ELSE to_jsonb({ref}) END"
+            f"WHEN {ref} = trunc({ref}) THEN to_jsonb({ref}::numeric(1000, 1)) "
+            f"ELSE to_jsonb({ref}) END"
         )
     if isinstance(type_, Boolean | Integer):
         return f"to_jsonb({ref})"
