@@ -402,6 +402,33 @@ def test_setting_nan_again_is_not_a_change(model: Model) -> None:
     assert [r.difference.get("ratio") for r in model.rows()] == [[None, "nan"], ["nan", "inf"]]
 
 
+def _equal_value_writes_no_row(model: Model, field: str, stored: Any, equal: Any) -> None:
+    """A value equal to the stored one for the column's type: SQLAlchemy leaves the
+    column out of its UPDATE, the stored record does not change, and a save that
+    changes nothing writes no row."""
+    with model.sessions() as session:
+        sample = model.Sample(id=1, **{field: stored})
+        session.add(sample)
+        session.commit()
+        setattr(sample, field, equal)
+        session.commit()
+        assert len(model.rows()) == 1
+        sample.label = "changed"
+        session.commit()
+    assert [r.difference for r in model.rows()[1:]] == [{"label": [None, "changed"]}]
+
+
+def test_true_for_1_in_a_json_document_is_not_a_change(model: Model) -> None:
+    _equal_value_writes_no_row(model, "doc", 1, True)
+
+
+@POSTGRES_ONLY  # SQLite keeps a datetime's wall time, without its offset
+def test_the_same_instant_in_another_zone_is_not_a_change(model: Model) -> None:
+    paris = dt.timezone(dt.timedelta(hours=2))
+    at_ten = dt.datetime(2024, 6, 1, 10, tzinfo=dt.UTC)
+    _equal_value_writes_no_row(model, "aware", at_ten, at_ten.astimezone(paris))
+
+
 LARGE_FLOATS = [1e16, 1e22, -3e20, 1.5e300, 1.7976931348623157e308]
 
 

@@ -61,7 +61,7 @@ def test_related_false_shows_only_the_entity(seed: Seed) -> None:
 
 def test_trail_async(database) -> None:
     async def main() -> list[tuple[str, str]]:
-        engine = create_async_engine(database.async_url())
+        engine = create_async_engine(database.async_url(), connect_args=database.connect_args)
         async with engine.begin() as connection:
             seed = await connection.run_sync(build_seed)
         factory = async_sessionmaker(engine, expire_on_commit=False)

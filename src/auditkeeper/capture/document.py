@@ -11,7 +11,7 @@ from typing import Any
 
 from ..model import values
 from .declaration import REDACTED
-from .plan import ClassPlan
+from .plan import AuditedColumn, ClassPlan
 
 __all__ = ["build_row", "identify"]
 
@@ -94,7 +94,9 @@ def _both_sides(
             changed = False
         else:
             old_json = column.to_json(raw_old)
-            changed = old_json != new_json or type(old_json) is not type(new_json)
+            changed = (
+                old_json != new_json or type(old_json) is not type(new_json)
+            ) and not _same_to_sqlalchemy(column, raw_old, raw_new)
         if column.redact:
             new_json = None if new_json is None else REDACTED
             old_json = None if old_json is None else REDACTED
@@ -104,6 +106,15 @@ def _both_sides(
         if changed:
             difference[name] = [old_json, new_json]
     return previous, current, difference
+
+
+def _same_to_sqlalchemy(column: AuditedColumn, old: Any, new: Any) -> bool:
+    """Whether SQLAlchemy leaves the column out of its UPDATE, the values being equal
+    to the column's type (the same instant in another time zone, ``True`` for ``1`` in
+    a JSON column): the stored value does not change, so neither does the record."""
+    if old is None or new is None:
+        return old is new
+    return bool(column.column.type.compare_values(old, new))
 
 
 def identify(plan: ClassPlan, key: Sequence[Any]) -> tuple[int | None, str | None]:
