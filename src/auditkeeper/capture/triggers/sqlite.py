@@ -253,19 +253,24 @@ def _link_insert(
 ) -> str:
     owner, related = quote_column(side.owner.name), quote_column(side.related.name)
     key = quote_column(side.owner_key.name)
+
+    def as_json(ref: str) -> str:
+        # The related key as the Python rules write it (a UUID dashed, not as stored).
+        return sqlite_json_text(ref, side.related)
+
     after = (
-        f"(SELECT json_group_array(json(r)) FROM (SELECT json_quote(a.{related}) AS r "
+        f"(SELECT json_group_array(json(r)) FROM (SELECT {as_json(f'a.{related}')} AS r "
         f"FROM {association} a WHERE a.{owner} = {row}.{owner} ORDER BY a.{related}))"
     )
     if verb == "INSERT":
         before = (
-            f"(SELECT json_group_array(json(r)) FROM (SELECT json_quote(a.{related}) AS r "
+            f"(SELECT json_group_array(json(r)) FROM (SELECT {as_json(f'a.{related}')} AS r "
             f"FROM {association} a WHERE a.{owner} = {row}.{owner} "
             f"AND a.{related} IS NOT NEW.{related} ORDER BY a.{related}))"
         )
     else:
         before = (
-            f"(SELECT json_group_array(json(r)) FROM (SELECT json_quote(k) AS r FROM ("
+            f"(SELECT json_group_array(json(r)) FROM (SELECT {as_json('k')} AS r FROM ("
             f"SELECT a.{related} AS k FROM {association} a WHERE a.{owner} = {row}.{owner} "
             f"UNION SELECT OLD.{related}) ORDER BY k))"
         )
