@@ -23,17 +23,22 @@ from typing import Any
 
 from .capture.history import publish_entities
 from .capture.keeper import Auditkeeper
+from .model.statements import execute_text
 from .trail import trail_index_statements
 
 __all__ = ["install"]
 
 
 def install(op: Any, keeper: Auditkeeper) -> None:
-    """Install or refresh the triggers (and PostgreSQL procedures) with Alembic's ``op``."""
+    """Install or refresh the triggers (and PostgreSQL procedures) with Alembic's ``op``.
+
+    The statements go to the migration's connection as they are, not through
+    ``op.execute``, whose ``text()`` would read a ``:`` in a table's name as a
+    parameter."""
     connection = op.get_bind()
-    for statement in keeper.trigger_sql(connection.dialect.name):
-        op.execute(statement)
+    for statement in keeper.trigger_sql(connection.dialect.name):  # already as sent
+        connection.exec_driver_sql(statement, execution_options={"no_parameters": True})
     if connection.dialect.name == "postgresql":
         publish_entities(keeper._recorder, connection)
     for statement in trail_index_statements(keeper, connection.dialect.name):
-        op.execute(statement)
+        execute_text(connection, statement)

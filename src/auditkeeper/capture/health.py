@@ -19,6 +19,7 @@ from sqlalchemy import Table, inspect, select, text
 from sqlalchemy.engine import Connection
 
 from ..model.ddl import install_statements
+from ..model.statements import as_sent, regclass_text
 from ..store.catalogue import compare_catalogue
 from ..store.writer import OWN_STATEMENT
 from .history import entities_table, entity_rows
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Problem", "check_database", "leading_text_problems"]
 
-_TRIGGER_NAME = re.compile(r'CREATE TRIGGER ("?)([^\s"]+)\1', re.IGNORECASE)
+_TRIGGER_NAME = re.compile(r'CREATE TRIGGER (?:"((?:[^"]|"")+)"|([^\s"]+))', re.IGNORECASE)
 _FUNCTION_NAME = re.compile(r"CREATE OR REPLACE FUNCTION (\S+)\(")
 
 
@@ -96,10 +97,10 @@ def _sqlite_capture_problems(keeper: Auditkeeper, connection: Connection) -> lis
     quote = connection.dialect.identifier_preparer.quote
     statements = capture_statements(keeper.tables, targets, connection.dialect)
     expected = {
-        match.group(2): (statement, table)
+        name: (statement, table)
         for table in targets.all_tables()
         for statement in statements
-        if (match := _TRIGGER_NAME.search(statement)) and f" ON {quote(table.name)} " in statement
+        if (name := _trigger_name(statement)) and f" ON {quote(table.name)} " in statement
     }
     found = {}
     for table in targets.all_tables():
@@ -197,9 +198,8 @@ def _capture_problems(keeper: Auditkeeper, connection: Connection) -> list[Probl
         when_is_current = all(mark in trigger_definition for mark in marks) and (
             not marks or (LEADING_COMMENTS in trigger_definition) == targets.leading_comments
         )
-        if _squash(source) != _squash(definition.split("$auditkeeper$")[1]) or not (
-            when_is_current
-        ):
+        expected_source = as_sent(definition, dialect).split("$auditkeeper$")[1]
+        if _squash(source) != _squash(expected_source) or not (when_is_current):
             problems.append(
                 Problem(
                     "stale-trigger",
@@ -282,9 +282,9 @@ def _index_problems(keeper: Auditkeeper, connection: Connection) -> list[Problem
 
 def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table) -> list[Problem]:
     expected = {
-        match.group(2): statement
+        name: statement
         for statement in install_statements(keeper.tables, connection.dialect, only=table)
-        if (match := _TRIGGER_NAME.search(statement))
+        if (name := _trigger_name(statement))
     }
     found: dict[str, tuple[bool, str]]
     if connection.dialect.name == "postgresql":
@@ -318,7 +318,9 @@ def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table)
                 )
             )
         current = statement if connection.dialect.name == "sqlite" else bodies.get(name)
-        if current is not None and _squash(definition) != _squash(current):
+        if current is not None and _squash(definition) != _squash(
+            as_sent(current, connection.dialect)
+        ):
             problems.append(
                 Problem(
                     "stale-trigger",
@@ -331,7 +333,7 @@ def _trigger_problems(keeper: Auditkeeper, connection: Connection, table: Table)
 
 def _is_partitioned(connection: Connection, table: Table) -> bool:
     query = "SELECT relkind = 'p' FROM pg_class WHERE oid = to_regclass(:table)"
-    name = connection.dialect.identifier_preparer.format_table(table)
+    name = regclass_text(table, connection.dialect)
     return bool(connection.execute(text(query), {"table": name}).scalar())
 
 
@@ -343,7 +345,7 @@ def _postgresql_triggers(connection: Connection, table: Table) -> dict[str, tupl
             "JOIN pg_proc p ON p.oid = t.tgfoid "
             "WHERE t.tgrelid = to_regclass(:table) AND NOT t.tgisinternal"
         ),
-        {"table": connection.dialect.identifier_preparer.format_table(table)},
+        {"table": regclass_text(table, connection.dialect)},
     )
     return {
         name: (enabled != "D", source, definition) for name, enabled, source, definition in rows
@@ -356,7 +358,16 @@ def _expected_function_bodies(
     """``{trigger name: body of its function}`` as this version writes them."""
     statements = install_statements(keeper.tables, connection.dialect, only=table)
     body = next((s.split("$auditkeeper$")[1] for s in statements if _FUNCTION_NAME.search(s)), "")
-    return {match.group(2): body for s in statements if (match := _TRIGGER_NAME.search(s))}
+    return {name: body for s in statements if (name := _trigger_name(s))}
+
+
+def _trigger_name(statement: str) -> str | None:
+    """The name a ``CREATE TRIGGER`` statement gives, unquoted (``""`` is a quote)."""
+    match = _TRIGGER_NAME.search(statement)
+    if match is None:
+        return None
+    quoted, bare = match.groups()
+    return quoted.replace('""', '"') if quoted is not None else bare
 
 
 def _sqlite_triggers(connection: Connection, table: Table) -> dict[str, tuple[bool, str]]:

@@ -16,7 +16,7 @@ from sqlalchemy.types import TypeEngine
 from ..errors import ConfigurationError, ReadOnlyLogError
 from ..model.ddl import attach_to_metadata, install_statements, install_triggers
 from ..model.procedures import procedure_statements
-from ..model.statements import execute_text
+from ..model.statements import as_sent, execute_text
 from ..model.tables import (
     AuditEntry,
     AuditTables,
@@ -215,7 +215,8 @@ class Auditkeeper:
 
     def trigger_sql(self, dialect_name: str) -> list[str]:
         """The trigger DDL (and, on PostgreSQL, the history procedures and the capture
-        triggers of the audited tables) for ``op.execute`` in an Alembic migration."""
+        triggers of the audited tables) for ``op.execute`` in an Alembic migration, as
+        the database is to read it (``as_sent``)."""
         from sqlalchemy.dialects import postgresql, sqlite
 
         dialects: dict[str, Dialect] = {
@@ -231,9 +232,8 @@ class Auditkeeper:
         if dialect_name == "postgresql":
             statements += procedure_statements(self.tables, dialect)
             statements += storage_statements(self.tables.log, dialect_name)
-        return statements + capture_statements(
-            self.tables, capture_targets(self._recorder), dialect
-        )
+        statements += capture_statements(self.tables, capture_targets(self._recorder), dialect)
+        return [as_sent(statement, dialect) for statement in statements]
 
     # -- changes made outside the ORM ---------------------------------------------------
 

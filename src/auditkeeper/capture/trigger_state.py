@@ -34,6 +34,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 from sqlalchemy.exc import DBAPIError
 
 from ..model import values
+from ..model.statements import regclass_text
 from ..store.writer import OWN_STATEMENT
 from . import carried, inserts
 from .context import actor_columns, current_actor
@@ -266,7 +267,7 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
     setting = actor_setting_to_send(connection, actor)
     asked, parameters = [], []
     if table not in ready:
-        name = connection.dialect.identifier_preparer.format_table(table)
+        name = regclass_text(table, connection.dialect)
         asked.append(_READY)
         parameters += [name, trigger, FLUSH_INSERT, name]
     if stamp is not None and stamp is not known.stamp:

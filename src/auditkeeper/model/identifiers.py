@@ -14,7 +14,12 @@ import hashlib
 from sqlalchemy import Table
 from sqlalchemy.engine import Dialect
 
-__all__ = ["POSTGRESQL_NAME_LIMIT", "drop_postgresql_trigger", "postgresql_name"]
+__all__ = [
+    "POSTGRESQL_NAME_LIMIT",
+    "drop_postgresql_trigger",
+    "postgresql_name",
+    "postgresql_stored_name",
+]
 
 POSTGRESQL_NAME_LIMIT = 63
 """Bytes in a PostgreSQL identifier (``NAMEDATALEN`` - 1)."""
@@ -30,6 +35,12 @@ def postgresql_name(base: str, suffix: str) -> str:
     room = POSTGRESQL_NAME_LIMIT - len(suffix.encode()) - len(digest) - 1
     cut = base.encode()[:room].decode("utf-8", "ignore")  # never half a character
     return f"{cut}_{digest}{suffix}"
+
+
+def postgresql_stored_name(name: str) -> str:
+    """``name`` as PostgreSQL keeps it: cut to 63 bytes, at a character's end. A table
+    SQLAlchemy names in full (it counts characters, not bytes) is found by this name."""
+    return name.encode()[:POSTGRESQL_NAME_LIMIT].decode("utf-8", "ignore")
 
 
 def drop_postgresql_trigger(table: Table, suffix: str, dialect: Dialect) -> list[str]:

@@ -33,8 +33,12 @@ from sqlalchemy import Table, inspect, text
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.orm import Mapper
 
-from ...model.identifiers import drop_postgresql_trigger, postgresql_name
-from ...model.statements import execute_text
+from ...model.identifiers import (
+    drop_postgresql_trigger,
+    postgresql_name,
+    postgresql_stored_name,
+)
+from ...model.statements import execute_text, regclass_text
 from ...model.tables import AuditTables
 from ..plan import ClassPlan
 from . import sqlite
@@ -267,7 +271,7 @@ def capture_triggers_enabled(
     )
     query = f"SELECT {enabled.format(':name')}, {enabled.format(':statement')}"
     parameters = {
-        "table": connection.dialect.identifier_preparer.format_table(table),
+        "table": regclass_text(table, connection.dialect),
         "name": name,
         "statement": statement_trigger or "",
     }
@@ -381,10 +385,14 @@ def _link_side(mapper: Mapper[Any], plan: ClassPlan, name: str) -> LinkSide | No
 def existing_tables(recorder: Recorder, connection: Connection) -> set[str]:
     """The audited and association tables that exist in the connected database."""
     inspector = inspect(connection)
+    postgresql = connection.dialect.name == "postgresql"
     names: set[str] = set()
     for mapper in recorder.owned_mappers():
         tables = [mapper.local_table, *(r.secondary for r in mapper.relationships)]
         for table in tables:
-            if isinstance(table, Table) and inspector.has_table(table.name, schema=table.schema):
+            if not isinstance(table, Table):
+                continue
+            stored = postgresql_stored_name(table.name) if postgresql else table.name
+            if inspector.has_table(stored, schema=table.schema):
                 names.add(table.fullname)
     return names

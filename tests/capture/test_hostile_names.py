@@ -1,0 +1,105 @@
+"""Any table and column name a database accepts: quotes, spaces, backslashes, percent
+signs, other scripts, names past PostgreSQL's 63 bytes. Raw SQL, a flush and a bulk
+statement on such a table are each logged once, the documents keyed by the column's
+name."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from typing import Any
+
+from hypothesis import HealthCheck, given, note, settings
+from hypothesis import strategies as st
+from sqlalchemy import Column, Integer, MetaData, Table, insert, select, update
+from sqlalchemy.orm import Session, registry, sessionmaker
+
+import auditkeeper
+from auditkeeper.model.statements import as_sent
+from tests._support import Action
+
+_NAME_CHARACTERS = st.characters(
+    blacklist_categories=("Cs", "Cc"),  # no surrogates, no NUL or other controls
+    whitelist_characters="\t",
+)
+names = st.one_of(
+    st.text(_NAME_CHARACTERS, min_size=1, max_size=24),
+    # Past 63 bytes with a suffix (SQLAlchemy refuses a table name of more characters).
+    st.text(_NAME_CHARACTERS, min_size=50, max_size=58),
+    st.sampled_from(['"', "'", "%s", "%(x)s", "\\", "a b", "Ünïcødé", "select", "NEW", "$1"]),
+).filter(lambda name: name.strip() != "")
+_counter = itertools.count()
+
+
+class Kind(enum.IntEnum):
+    THING = 1
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(table_name=names, column_name=names)
+def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, column_name: str):
+    if column_name == "id":
+        column_name = "id2"
+    run = next(_counter)
+    table_name = f"{run}{table_name}"  # apart from the tables of the examples before
+    note(f"table {table_name!r}, column {column_name!r}")
+    metadata = MetaData()
+    keeper = auditkeeper.Auditkeeper(
+        metadata, actions=Action, entity_types=Kind, table_name=f"log_{run}"
+    )
+    table = Table(
+        table_name,
+        metadata,
+        Column("id", Integer, primary_key=True),
+        Column(column_name, Integer, nullable=True),
+    )
+
+    class Thing:
+        pass
+
+    registry(metadata=metadata).map_imperatively(Thing, table)
+    auditkeeper.audited(
+        entity_type=Kind.THING, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
+    )(Thing)
+    engine = database.engine()
+    try:
+        metadata.create_all(engine)
+        keeper.create_all(engine)
+        assert keeper.check(engine) == []
+        factory = sessionmaker(engine)
+        installation = keeper.install(factory)
+        quoted = engine.dialect.identifier_preparer
+        column = quoted.quote(column_name)
+        with auditkeeper.acting_as(1), factory() as session:
+            session.execute(insert(table).values({"id": 1, column_name: 1}))  # bulk
+            session.add(Thing(**{"id": 2, column_name: 2}))  # type: ignore[call-arg]
+            session.commit()
+            session.execute(update(table).values({column_name: table.c[column_name] + 10}))
+            session.commit()
+            delete = f"DELETE FROM {quoted.format_table(table)} WHERE {column} = 12"
+            raw = {"no_parameters": True}  # a ":" or "%" in a name is no parameter
+            session.connection().exec_driver_sql(
+                as_sent(delete, engine.dialect), execution_options=raw
+            )
+            session.commit()
+        installation.uninstall()
+        with Session(engine) as session:
+            rows = list(session.scalars(select(keeper.Entry).order_by(keeper.Entry.id)))
+        changes = sorted(
+            (row.action, row.number_identifier, (row.previous or row.current)[column_name])
+            for row in rows
+        )
+        assert changes == [
+            (Action.CREATE, 1, 1),
+            (Action.CREATE, 2, 2),
+            (Action.UPDATE, 1, 1),
+            (Action.UPDATE, 2, 2),
+            (Action.DELETE, 2, 12),
+        ]
+    finally:
+        metadata.drop_all(engine)
+        engine.dispose()
