@@ -57,10 +57,15 @@ _Flush = Callable[[], int]
 
 def _flushes(size: int) -> dict[str, _Flush]:
     """One callable per shape, each building the rows of the same ``size`` objects."""
+    import inspect as signatures
+
     from auditkeeper.capture.document import build_row
     from auditkeeper.capture.recorder import _row
     from auditkeeper.model import values
 
+    # The database the rows are for, where this tree's functions ask for it (an older
+    # tree's, timed by ``--against``, do not).
+    dialect = {"dialect": "sqlite"} if "dialect" in signatures.signature(_row).parameters else {}
     model = build("auditkeeper")
     item_cls = model.Item
     recorder = model.extra["keeper"]._recorder
@@ -95,12 +100,14 @@ def _flushes(size: int) -> dict[str, _Flush]:
         # A state refers to its object weakly: the pairs keep the objects alive.
         pairs = [(obj, inspect(obj)) for obj in objects]
         assert all(key in state.dict for _, state in pairs for key in columns)
-        return lambda: encode([_row(plan, state, verb, {}, {}, {}) for _, state in pairs])
+        return lambda: encode(
+            [_row(plan, state, verb, {}, {}, {}, **dialect) for _, state in pairs]
+        )
 
     def bulk() -> int:
         return encode(
             [
-                build_row(plan, "update", old, new, (old["id"],))
+                build_row(plan, "update", old, new, (old["id"],), **dialect)
                 for old, new in zip(before, after, strict=True)
             ]
         )

@@ -119,7 +119,9 @@ def test_the_statement_trigger_writes_the_row_the_flush_would(
     (row,) = rows(engine)
     plan = keeper._recorder.plan_for(Sample.__mapper__)
     assert plan is not None
-    expected = build_row(plan, "create", {}, {"status": "new", **values, "id": 1}, (1,))
+    expected = build_row(
+        plan, "create", {}, {"status": "new", **values, "id": 1}, (1,), dialect=engine.dialect.name
+    )
     assert expected is not None
     assert row.changed_objects == expected["changed_objects"]
     assert (row.action, row.entity_type, row.number_identifier) == (Action.CREATE, Kind.SAMPLE, 1)
@@ -179,7 +181,9 @@ def test_a_value_the_database_might_write_otherwise_leaves_the_row_to_the_flush(
     row, *as_stored = rows(engine)
     plan = keeper._recorder.plan_for(Sample.__mapper__)
     assert plan is not None
-    expected = build_row(plan, "create", {}, {"status": "new", **values, "id": 1}, (1,))
+    expected = build_row(
+        plan, "create", {}, {"status": "new", **values, "id": 1}, (1,), dialect=engine.dialect.name
+    )
     assert expected is not None and row.changed_objects == expected["changed_objects"]
     if form is not None:
         assert row.current[field] == form
@@ -346,5 +350,12 @@ def test_any_values_are_logged_as_the_flush_would_log_them(
         row = s.scalars(select(keeper.Entry).where(keeper.Entry.number_identifier == number)).one()
     plan = keeper._recorder.plan_for(Sample.__mapper__)
     assert plan is not None
-    expected = build_row(plan, "create", {}, {"status": "new", **values, "id": number}, (number,))
+    expected = build_row(
+        plan,
+        "create",
+        {},
+        {"status": "new", **values, "id": number},
+        (number,),
+        dialect=engine.dialect.name,
+    )
     assert expected is not None and row.changed_objects == expected["changed_objects"]

@@ -76,7 +76,7 @@ def test_raw_sql_logs_the_fields_set_as_the_flush_would(
     assert plan is not None
     given = {"label": None, "doc": None, "level": None} | values | {"id": 2}
     for row, verb in ((created, "create"), (deleted, "delete")):
-        expected = build_row(plan, verb, given, given, (2,))
+        expected = build_row(plan, verb, given, given, (2,), dialect=engine.dialect.name)
         assert expected is not None
         assert row.changed_objects == expected["changed_objects"]
         assert row.context == {"captured_by": "database trigger"}

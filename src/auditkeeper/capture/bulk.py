@@ -93,7 +93,7 @@ def capture_bulk_statement(recorder: Recorder, state: ORMExecuteState) -> Result
     )
     rows = []
     for key, old in before.items():
-        row = build_row(plan, verb, old, after.get(key, old), key)
+        row = build_row(plan, verb, old, after.get(key, old), key, dialect=connection.dialect.name)
         if row is not None:
             rows.append(row)
     recorder.write(state.session, {mapper: rows} if rows else {})
@@ -186,7 +186,9 @@ def _capture_insert(
     for returned in frozen.data:
         values = returned[asked:]
         new = {c.key: v for c, v in zip(plan.columns, values[width:], strict=True)}
-        row = build_row(plan, "create", {}, new, tuple(values[:width]))
+        row = build_row(
+            plan, "create", {}, new, tuple(values[:width]), dialect=connection.dialect.name
+        )
         if row is not None:
             rows.append(row)
     recorder.write(state.session, {mapper: rows} if rows else {})

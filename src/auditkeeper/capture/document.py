@@ -6,6 +6,7 @@ that every path encodes, compares, redacts and identifies them the same way.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +14,7 @@ from ..model import values
 from .declaration import REDACTED
 from .plan import AuditedColumn, ClassPlan
 
-__all__ = ["build_row", "identify"]
+__all__ = ["build_row", "encode_key", "identify"]
 
 
 def build_row(
@@ -23,11 +24,14 @@ def build_row(
     new: Mapping[str, Any],
     key: Sequence[Any],
     collections: Mapping[str, tuple[list[Any], list[Any]]] | None = None,
+    *,
+    dialect: str,
 ) -> dict[str, Any] | None:
     """The audit row (without actor columns), or None when nothing audited changed.
 
     ``old`` and ``new`` map attribute keys to raw Python values (``old`` is ignored on
-    create, ``new`` on delete); ``key`` holds the primary key values. ``collections``
+    create, ``new`` on delete); ``key`` holds the primary key values, identified as
+    ``dialect``'s database identifies them (``identify``). ``collections``
     holds the many-to-many relationships that changed, as the related records' keys
     before and after; they join ``difference`` under the relationship's name.
     """
@@ -47,7 +51,7 @@ def build_row(
         action = getattr(plan, verb)
     if action is None:
         return None
-    number_identifier, entity_key = identify(plan, key)
+    number_identifier, entity_key = identify(plan, key, dialect=dialect)
     return {
         "action": action,
         "entity_type": plan.entity_type,
@@ -117,13 +121,32 @@ def _same_to_sqlalchemy(column: AuditedColumn, old: Any, new: Any) -> bool:
     return bool(column.column.type.compare_values(old, new))
 
 
-def identify(plan: ClassPlan, key: Sequence[Any]) -> tuple[int | None, str | None]:
-    """``(number_identifier, entity_key)``: integer keys as numbers, others as text."""
+def identify(plan: ClassPlan, key: Sequence[Any], *, dialect: str) -> tuple[int | None, str | None]:
+    """``(number_identifier, entity_key)``: integer keys as numbers, others as text.
+
+    A key part that is an instant is encoded as the ``dialect``'s database tells one
+    record from another, so that every path (the flush, the triggers, a query) names the
+    record alike: on PostgreSQL in UTC, whatever the offset it was given in and the
+    session's time zone; on SQLite as its wall time, since SQLite stores no offset."""
     if plan.integer_key:
         return (None if key[0] is None else int(key[0])), None
-    encoded = [values.to_json_value(v) for v in key]
+    return None, encode_key([_as_identified(v, dialect) for v in key])
+
+
+def encode_key(parts: Sequence[Any]) -> str:
+    """``entity_key`` of a key that is not an integer: a text key as itself, another
+    single value as its JSON, a composite key as a compact JSON array."""
+    encoded = [values.to_json_value(part) for part in parts]
     if len(encoded) == 1 and isinstance(encoded[0], str):
-        return None, encoded[0]
-    if len(encoded) == 1:
-        return None, values.dumps(encoded[0])
-    return None, values.dumps(encoded)
+        return encoded[0]
+    return values.dumps(encoded[0] if len(encoded) == 1 else encoded)
+
+
+def _as_identified(value: Any, dialect: str) -> Any:
+    if not isinstance(value, dt.datetime | dt.time) or value.tzinfo is None:
+        return value
+    if dialect == "sqlite":
+        return value.replace(tzinfo=None)
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC)
+    return value  # a time keeps its offset: PostgreSQL's time with time zone stores it

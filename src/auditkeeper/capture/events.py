@@ -133,7 +133,9 @@ def add_annotation_rows(
         if not extra:
             continue
         action = _event_action(recorder, plan, state)
-        number_identifier, entity_key = identify(plan, _key(plan, state, is_delete))
+        dialect = flush_context.session.get_bind(mapper=state.mapper).dialect.name
+        key = _key(plan, state, is_delete)
+        number_identifier, entity_key = identify(plan, key, dialect=dialect)
         for name, description in extra:
             rows_by_mapper[state.mapper].append(
                 {

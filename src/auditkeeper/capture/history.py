@@ -31,7 +31,6 @@ from ..errors import CaptureError
 from ..model.procedures import entities_table_name
 from ..model.types import JSONDocument
 from .declaration import REDACTED
-from .document import identify
 from .plan import AuditedColumn, ClassPlan
 
 if TYPE_CHECKING:
@@ -200,7 +199,7 @@ def _identify(plan: ClassPlan, entity_id: str | int, where: str) -> tuple[int | 
             raise CaptureError(
                 f"{where}: entity id {entity_id!r} of {plan.class_name} must be an integer"
             ) from None
-    return identify(plan, [str(entity_id)])
+    return None, str(entity_id)  # a key that is not an integer, given as the log keeps it
 
 
 def write_history(

@@ -259,7 +259,11 @@ class Recorder:
         built: dict[InstanceState[Any], dict[str, Any]] = {}
         if changes:
             loaded_after = self._load_unloaded(session, changes)
+            dialects: dict[Mapper[Any], str] = {}
             for plan, state, verb in changes:
+                mapper = state.mapper
+                if mapper not in dialects:
+                    dialects[mapper] = session.get_bind(mapper=mapper).dialect.name
                 row = _row(
                     plan,
                     state,
@@ -267,6 +271,7 @@ class Recorder:
                     stash.get(state, {}),
                     loaded_after.get(state, {}),
                     links.get(state, {}),
+                    dialect=dialects[mapper],
                 )
                 if row is not None:
                     rows_by_mapper[state.mapper].append(row)
@@ -331,7 +336,8 @@ class Recorder:
         def build(connection: Connection) -> tuple[str, dict[str, Any]] | None:
             if is_update and not _all_plain(plan, state):
                 return None
-            row = _row(plan, state, verb, stash.get(state, {}), {}, {})
+            stashed = stash.get(state, {})
+            row = _row(plan, state, verb, stashed, {}, {}, dialect=connection.dialect.name)
             if row is None:
                 return None
             row.update(_stamp(actor))
@@ -733,6 +739,8 @@ def _row(
     stashed: _Values,
     loaded: _Values,
     links: _LinkKeys,
+    *,
+    dialect: str,
 ) -> dict[str, Any] | None:
     """The audit row of one instance's change, or None when nothing audited changed."""
     current_values = state.dict
@@ -752,7 +760,9 @@ def _row(
             before = stashed.get(key)
         old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
-    return build_row(plan, verb, old, new, key_values, links if verb != "delete" else None)
+    return build_row(
+        plan, verb, old, new, key_values, links if verb != "delete" else None, dialect=dialect
+    )
 
 
 def _stamp(actor: Any) -> dict[str, Any]:

@@ -68,6 +68,7 @@ __all__ = [
     "exact_twin",
     "json_expression",
     "json_null_condition",
+    "key_json_expression",
     "reads_alike",
     "same_value_expression",
     "sql_literal",
@@ -97,6 +98,17 @@ def sql_literal(text: str) -> str:
 def json_expression(ref: str, column: Column[Any]) -> str:
     """A PostgreSQL expression giving ``ref`` (a value of ``column``) as JSONB."""
     return _json_of_type(ref, column.type)
+
+
+def key_json_expression(ref: str, column: Column[Any]) -> str:
+    """``json_expression`` of a key part, as ``capture.document.identify`` encodes one:
+    an instant in UTC, not in the session's time zone, so that the record keeps one key
+    whoever changes it."""
+    type_ = _stored_type(column.type)
+    if isinstance(type_, DateTime) and type_.timezone:
+        utc = f"({ref} AT TIME ZONE 'UTC')"
+        return f"to_jsonb(to_char({utc}, {_SECONDS}){_fraction(utc)} || '+00:00')"
+    return json_expression(ref, column)
 
 
 def _json_of_type(ref: str, declared: TypeEngine[Any]) -> str:

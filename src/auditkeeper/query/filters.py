@@ -169,7 +169,7 @@ class ResolvedFilter:
             if self.record.number_identifier is not None:
                 found.append(c.number_identifier == self.record.number_identifier)
             else:
-                found.append(c.entity_key == self.record.entity_key)
+                found.append(c.entity_key == self.record.entity_key_in(dialect))
         if self.actions is not None:
             found.append(_one_of(c.action, self.actions))
         if f.user_id is not None:
@@ -235,7 +235,11 @@ def resolve(log_filter: LogFilter, keeper: Auditkeeper) -> ResolvedFilter:
     canonical = {
         "entity_types": entity_types,
         "actions": actions,
-        "record": None if record is None else [record.number_identifier, record.entity_key],
+        "record": (
+            None
+            if record is None
+            else [record.number_identifier, record.entity_key, record.sqlite_entity_key]
+        ),
         "user_id": _json(f.user_id),
         "user_email": f.user_email,
         "impersonated": f.impersonated,

@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ..capture.document import identify
+from ..capture.document import encode_key, identify
 from ..capture.history import EntityRegistry
 from ..capture.plan import ClassPlan, coerce
 from ..errors import InvalidFilterError
-from ..model import values
 
 if TYPE_CHECKING:
     from ..capture.keeper import Auditkeeper
@@ -38,10 +37,18 @@ CodeRef: TypeAlias = "IntEnum | int | str"
 
 @dataclass(frozen=True, slots=True)
 class RecordIdentity:
-    """One record as the log identifies it: exactly one of the two is set."""
+    """One record as the log identifies it: exactly one of ``number_identifier`` and
+    the entity keys is set. The keys differ only where the key holds an instant, which
+    each database identifies its own way (``capture.document.identify``):
+    ``entity_key`` as PostgreSQL does, ``sqlite_entity_key`` as SQLite does."""
 
     number_identifier: int | None
     entity_key: str | None
+    sqlite_entity_key: str | None
+
+    def entity_key_in(self, dialect: str) -> str | None:
+        """The record's ``entity_key`` in a log stored by ``dialect``."""
+        return self.sqlite_entity_key if dialect == "sqlite" else self.entity_key
 
 
 def resolve_code(kind: str, enum: type[IntEnum], value: CodeRef) -> int:
@@ -106,7 +113,7 @@ def resolve_record(plan: ClassPlan | None, value: Any) -> RecordIdentity:
         raise InvalidFilterError("a record key must not be empty")
     if plan is not None:
         if plan.integer_key:
-            return RecordIdentity(_integer_key(plan.class_name, value), None)
+            return RecordIdentity(_integer_key(plan.class_name, value), None, None)
         if len(parts) != len(plan.primary_key):
             raise InvalidFilterError(
                 f"{plan.class_name} has a key of {len(plan.primary_key)} part(s), got {value!r}"
@@ -115,14 +122,13 @@ def resolve_record(plan: ClassPlan | None, value: Any) -> RecordIdentity:
         parts = [
             coerce(part, pk.column.type) for part, pk in zip(parts, plan.primary_key, strict=True)
         ]
-        number, key = identify(plan, parts)
-        return RecordIdentity(number, key)
+        _, key = identify(plan, parts, dialect="postgresql")
+        _, sqlite_key = identify(plan, parts, dialect="sqlite")
+        return RecordIdentity(None, key, sqlite_key)
     if len(parts) == 1 and isinstance(parts[0], int):
-        return RecordIdentity(int(parts[0]), None)
-    encoded = [values.to_json_value(part) for part in parts]
-    if len(encoded) == 1 and isinstance(encoded[0], str):
-        return RecordIdentity(None, encoded[0])
-    return RecordIdentity(None, values.dumps(encoded[0] if len(encoded) == 1 else encoded))
+        return RecordIdentity(int(parts[0]), None, None)
+    key = encode_key(parts)
+    return RecordIdentity(None, key, key)
 
 
 def column_name(plans: Iterable[ClassPlan | None], field: str) -> str:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from ..capture.declaration import declaration_of
 from ..capture.keeper import Auditkeeper
 from ..errors import ConfigurationError
-from .log import LogRow, read_rows, record_key
+from .log import LogRow, dialect_of, read_rows, record_key
 from .options import ClassSpec, NameSpec, Specs, keeper_of, specs_for
 from .related import Item, Link, Shown, gather
 from .render import OWN, Draft, RowKind, render
@@ -106,7 +106,7 @@ def trail(
         raise ValueError(f"skip and limit must not be negative, got skip={skip}, limit={limit}")
     specs = specs_for(keeper, entity)
     table = keeper.table
-    key = record_key(specs.own, id)
+    key = record_key(specs.own, id, dialect=dialect_of(session, specs.own))
     own_rows = read_rows(session, table, [specs.own], [key]).get((specs.own.cls, key), [])
     if related:
         items = gather(session, table, specs, id, own_rows)
@@ -195,7 +195,8 @@ def _last_names(session: Session, keeper: Auditkeeper) -> FromLog:
         if spec.name_key is None or declaration_of(spec.cls) is None:
             return {}
         owner = specs_for(keeper, spec.cls).own
-        stored = [record_key(owner, key) for key in keys]
+        dialect = dialect_of(session, owner)
+        stored = [record_key(owner, key, dialect=dialect) for key in keys]
         rows = read_rows(session, keeper.table, [owner], stored)
         found: dict[Any, str] = {}
         for key, record in zip(keys, stored, strict=True):

@@ -36,7 +36,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 from sqlalchemy.types import TypeEngine
 
-from ..capture.document import identify
+from ..capture.document import encode_key, identify
 from ..model import values
 from .indexes import SECTIONS, lookup_expression
 from .options import ClassSpec, ColumnSpec
@@ -51,6 +51,7 @@ __all__ = [
     "former_statement",
     "read_many",
     "read_rows",
+    "dialect_of",
     "record_key",
     "related_keys",
     "stored_key",
@@ -134,11 +135,17 @@ def pair(value: Any) -> tuple[Any, Any]:
     return None, value
 
 
-def record_key(spec: ClassSpec, value: Any) -> RecordKey:
+def dialect_of(session: Session, spec: ClassSpec) -> str:
+    """The name of the dialect of the database that stores ``spec``'s class (and its
+    log, which the session writes through the same connection)."""
+    return session.get_bind(mapper=spec.mapper).dialect.name
+
+
+def record_key(spec: ClassSpec, value: Any, *, dialect: str) -> RecordKey:
     """The stored key of the record whose primary key is ``value`` (a tuple for a
-    composite key)."""
+    composite key), in a log stored by ``dialect``."""
     parts = list(value) if isinstance(value, tuple) else [value]
-    number, key = identify(spec.plan, parts)
+    number, key = identify(spec.plan, parts, dialect=dialect)
     if number is not None:
         return number
     return str(key)
@@ -153,7 +160,7 @@ def stored_key(spec: ClassSpec, value: Any) -> RecordKey | None:
             return int(value)
         except (TypeError, ValueError):
             return None
-    return record_key(spec, value)
+    return encode_key([value])  # JSON already, as the document keeps it
 
 
 Request = tuple[Sequence[ClassSpec], Collection[RecordKey]]
@@ -193,7 +200,7 @@ def read_many(session: Session, table: Table, requests: Sequence[Request]) -> Ro
     if not kinds:
         return result
     mapper = next(iter(by_type.values())).mapper
-    dialect = session.get_bind(mapper=mapper).dialect.name
+    dialect = dialect_of(session, next(iter(by_type.values())))
     statement = _rows_statement(table, dialect, tuple(kinds))
     # Core execution on the session's connection: the ORM adds nothing to a Core SELECT.
     connection = session.connection(bind_arguments={"mapper": mapper})
@@ -278,7 +285,7 @@ def related_keys(
     One query for integer keys, two otherwise; the log part is served by the indexes of
     ``create_trail_indexes`` when they exist."""
     mapper = spec.mapper
-    dialect = session.get_bind(mapper=mapper).dialect.name
+    dialect = dialect_of(session, spec)
     before = former_statement(table, dialect, spec, column, value)
     primary = spec.names.primary_key
     found: set[RecordKey] = set()
@@ -289,7 +296,7 @@ def related_keys(
         now_keys = session.scalars(
             select(primary).where(*related_now), bind_arguments={"mapper": mapper}
         )
-        found.update(record_key(spec, key) for key in now_keys)
+        found.update(record_key(spec, key, dialect=dialect) for key in now_keys)
         statement = before
     connection = session.connection(bind_arguments={"mapper": mapper})
     for number, key in connection.execute(statement):

@@ -31,6 +31,7 @@ from ...model.sql_values import (
     exact_twin,
     json_expression,
     json_null_condition,
+    key_json_expression,
     same_value_expression,
     sql_literal,
 )
@@ -854,11 +855,13 @@ def _code(action: int | None) -> str:
 def _key(row: str, plan: ClassPlan) -> tuple[str, str]:
     """``(number_identifier, entity_key)`` expressions, encoded as ``document.identify``
     does: an integer key as a number; a text key as itself, another single value as its
-    JSON, a composite key as a compact JSON array."""
+    JSON, a composite key as a compact JSON array; an instant in UTC."""
     if plan.integer_key:
         (column,) = plan.primary_key
         return f"{row}.{quote_column(column.name)}", "NULL::text"
-    values = [json_expression(f"{row}.{quote_column(c.name)}", c.column) for c in plan.primary_key]
+    values = [
+        key_json_expression(f"{row}.{quote_column(c.name)}", c.column) for c in plan.primary_key
+    ]
     if len(values) == 1:
         (value,) = values
         as_text = f"{value} #>> '{{}}'"
