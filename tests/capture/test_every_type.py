@@ -88,7 +88,6 @@ POSTGRESQL_ONLY: list[tuple[str, Any, Any]] = [
 # the application assigned, then what the database gives back.
 OWN_FORMS = {
     "postgresql": {
-        "char": ["ab", "ab "],
         "money": ["12.50", "$12.50"],
         "tsvector": ["a b", "'a' 'b'"],
         "jsonpath": ["$.a", '$."a"'],

@@ -13,6 +13,8 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    CHAR,
+    NCHAR,
     Boolean,
     Column,
     Date,
@@ -241,6 +243,8 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
         return _to_stored_multirange(discrete), frozenset({MultiRange, list, tuple})
     if isinstance(type_, AbstractRange):
         return _to_stored_range(ranges.is_discrete(type_)), frozenset({Range})
+    if isinstance(type_, CHAR | NCHAR):
+        return _without_padding, frozenset({str, int, decimal.Decimal})
     if isinstance(type_, String) and not isinstance(type_, Enum):
         # An Enum column holds members, not text.
         return _to_text, frozenset({int, decimal.Decimal})
@@ -349,6 +353,14 @@ def _to_text(value: Any) -> Any:
     if isinstance(value, int | decimal.Decimal) and not isinstance(value, bool | enum.Enum):
         return str(value)
     return value
+
+
+def _without_padding(value: Any) -> Any:
+    """Fixed-length text without the spaces that pad it: PostgreSQL stores ``"ab"`` in a
+    ``CHAR(5)`` as ``"ab   "`` and holds both equal, so the log writes neither's padding
+    (SQLite, which pads nothing, alike)."""
+    text = _to_text(value)
+    return text.rstrip(" ") if isinstance(text, str) else text
 
 
 def _code(member: IntEnum | None) -> int | None:

@@ -131,6 +131,8 @@ def _json_of_type(ref: str, declared: TypeEngine[Any]) -> str:
         return f"to_jsonb({ref}::bigint)"
     if isinstance(type_, Numeric):
         return f"to_jsonb({ref}::text)"
+    if isinstance(type_, CHAR | NCHAR):  # as text, without the spaces that pad it
+        return f"to_jsonb({ref}::text)"
     if isinstance(type_, DateTime):
         offset = f" || to_char({ref}, 'TZH:TZM')" if type_.timezone else ""
         return f"to_jsonb(to_char({ref}, {_SECONDS}){_fraction(ref)}{offset})"
@@ -394,7 +396,7 @@ def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | 
     if opaque or _is_exact_twin(type_):
         return None
     text = f"({document_value} #>> '{{}}')"
-    if isinstance(type_, Enum | LargeBinary):  # SQL NULL is the documents' JSON null
+    if isinstance(type_, Enum | LargeBinary | CHAR | NCHAR):  # SQL NULL is JSON null
         return f"{document_value} = coalesce({_json_of_type(ref, type_)}, 'null'::jsonb)"
     if isinstance(type_, Float):
         return f"{text}::float8 IS NOT DISTINCT FROM {ref}::float8"
@@ -472,6 +474,8 @@ def sqlite_same_value(column: Column[Any]) -> Callable[[Any, Any], bool] | None:
         return _same_json
     if isinstance(type_, DateTime):
         return _same_wall_time
+    if isinstance(type_, CHAR | NCHAR):  # both unpadded
+        return _equal
     return None
 
 
@@ -569,6 +573,8 @@ def sqlite_json_text(ref: str, column: Column[Any]) -> str:
             f"CASE WHEN {ref} IS NULL THEN 'null' WHEN json_valid({ref}) THEN json({ref}) "
             f"ELSE json_quote({ref}) END"
         )
+    if isinstance(type_, CHAR | NCHAR):  # as the Python rules write it: unpadded
+        return f"json_quote(rtrim({ref}, ' '))"
     return f"json_quote({ref})"
 
 
