@@ -116,7 +116,7 @@ def create_router(
             entry = reader.entry(parse_int("entry_id", entry_id), tenant=scope)
             return EntryDetail.of(entry, keeper)
 
-    @router.get("/records/{entity_type}/{key}/trail", response_model=TrailPageOut)
+    @router.get("/records/{entity_type}/{key:path}/trail", response_model=TrailPageOut)
     def record_trail(
         entity_type: str,
         key: str,
@@ -140,7 +140,7 @@ def create_router(
             )
             return TrailPageOut.of(page, skip=skip, limit=limit)
 
-    @router.get("/records/{entity_type}/{key}/as-of", response_model=RecordStateOut)
+    @router.get("/records/{entity_type}/{key:path}/as-of", response_model=RecordStateOut)
     def record_as_of(
         entity_type: str,
         key: str,
