@@ -91,9 +91,19 @@ def test_composite_keys_are_unambiguous(sessions: Any) -> None:
     assert ids == [other[0].id]
 
 
-def test_a_key_of_the_wrong_shape_is_refused(sessions: Any) -> None:
-    with sessions() as session, pytest.raises(InvalidFilterError, match="key of 2 part"):
-        history(session, keeper, "SEAT", "a")
+def test_a_composite_key_as_the_json_array_the_log_writes(sessions: Any) -> None:
+    with sessions() as session:
+        by_text = history(session, keeper, "SEAT", '["a,b", 1]')
+        by_tuple = history(session, keeper, "SEAT", ("a,b", 1))
+        other = read_page(session, keeper, LogFilter(entity_type="SEAT", record='["a","11"]'))
+    assert [e.id for e in by_text] == [e.id for e in by_tuple] and len(by_text) == 2
+    assert [e.entity_key for e in other] == ['["a",11]']
+
+
+@pytest.mark.parametrize("key", ["a", '["a"]', '["a", 1, 2]', '{"row": "a"}', "[1,"])
+def test_a_key_of_the_wrong_shape_is_refused(sessions: Any, key: str) -> None:
+    with sessions() as session, pytest.raises(InvalidFilterError, match="key of 2 parts"):
+        history(session, keeper, "SEAT", key)
 
 
 def test_unknown_records_are_not_created(sessions: Any, engine: Engine) -> None:

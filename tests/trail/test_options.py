@@ -41,6 +41,7 @@ class Kind(enum.IntEnum):
     TEAM = 2
     LINK = 3
     NOTE = 4
+    BADGE = 5
 
 
 def build(team_trail=(), person_column_info=None, team_options=None):
@@ -90,6 +91,12 @@ def build(team_trail=(), person_column_info=None, team_options=None):
         owner_type: Mapped[str]
         body: Mapped[str]
 
+    @auditkeeper.audited(entity_type=Kind.BADGE, create=Act.CREATE, update=Act.UPDATE)
+    class Badge(Base):  # a composite key: shown in its own trail, not in another's
+        __tablename__ = "badges"
+        team_id: Mapped[int] = mapped_column(ForeignKey("teams.id"), primary_key=True)
+        code: Mapped[str] = mapped_column(primary_key=True)
+
     engine = auditkeeper.configure_sqlite(create_engine("sqlite://"))
     Base.metadata.create_all(engine)
     keeper.create_all(engine)
@@ -137,6 +144,11 @@ def render_error(**options) -> str:
         (
             ManyToOneTrail("Note"),
             "no audited field of Note references Team; name it with related_field=",
+        ),
+        (
+            ManyToOneTrail("Badge"),
+            "Badge has a composite primary key; a trail shows related records only with a "
+            "single-column key",
         ),
     ],
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import inspect
 
+from ..capture.document import decode_key
 from ..capture.plan import coerce
 
 __all__ = [
@@ -97,8 +98,18 @@ def parse_key(param: str, cls: type, value: str) -> Any:
     """``value`` as ``cls``'s primary key (an int for an integer key, a UUID...)."""
     check_text(param, value)
     columns: Any = inspect(cls).primary_key
-    if len(columns) != 1:
-        return value  # a composite key arrives as its stored encoding
+    if len(columns) != 1:  # as the log writes it: a JSON array of the parts
+        parts = decode_key(value, len(columns))
+        if parts is None:
+            raise BadInputError(
+                param,
+                f"{param}: {value[:40]!r} is not a key of {cls.__name__}, whose key has "
+                f'{len(columns)} parts: give them as a JSON array such as ["a", 1]',
+            )
+        return tuple(
+            _coerced(param, cls, part, column.type)
+            for part, column in zip(parts, columns, strict=True)
+        )
     column_type = columns[0].type
     try:
         wants_int = column_type.python_type is int
@@ -106,9 +117,13 @@ def parse_key(param: str, cls: type, value: str) -> Any:
         wants_int = False
     if wants_int:
         return parse_int(param, value)
+    return _coerced(param, cls, value, column_type)
+
+
+def _coerced(param: str, cls: type, value: Any, column_type: Any) -> Any:
     try:
         return coerce(value, column_type)
     except (TypeError, ValueError):
         raise BadInputError(
-            param, f"{param}: {value[:40]!r} is not a key of {cls.__name__}"
+            param, f"{param}: {str(value)[:40]!r} is not a key of {cls.__name__}"
         ) from None

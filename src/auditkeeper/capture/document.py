@@ -14,7 +14,7 @@ from ..model import values
 from .declaration import REDACTED
 from .plan import AuditedColumn, ClassPlan
 
-__all__ = ["build_row", "encode_key", "identify"]
+__all__ = ["build_row", "decode_key", "encode_key", "identify"]
 
 
 def build_row(
@@ -140,6 +140,18 @@ def encode_key(parts: Sequence[Any]) -> str:
     if len(encoded) == 1 and isinstance(encoded[0], str):
         return encoded[0]
     return values.dumps(encoded[0] if len(encoded) == 1 else encoded)
+
+
+def decode_key(text: str, size: int) -> tuple[Any, ...] | None:
+    """A composite key of ``size`` parts given as the log writes it (``encode_key``: a
+    JSON array such as ``["a,b",1]``), as its parts; None when ``text`` is not one."""
+    try:
+        parts = values.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(parts, list) or len(parts) != size or size < 2:
+        return None
+    return tuple(parts)
 
 
 def _as_identified(value: Any, dialect: str) -> Any:

@@ -18,6 +18,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, mapperlib
 
 from ..capture.declaration import declaration_of
+from ..capture.document import decode_key
 from ..capture.keeper import Auditkeeper
 from ..capture.plan import coerce
 from ..errors import AuditkeeperError
@@ -134,12 +135,18 @@ def _full_name(cls: type) -> str | None:
 
 
 def _key(cls: type, text: str) -> Any:
-    """``text`` as the class's primary key (an int for an integer key, a UUID...)."""
+    """``text`` as the class's primary key (an int for an integer key, a UUID...; a
+    composite key's parts as the log writes them, a JSON array: ``'["a", 1]'``)."""
     columns: Any = inspect(cls).primary_key
     if len(columns) != 1:
-        raise click.BadParameter(
-            f"{cls.__name__} has a composite key; the command takes single keys", param_hint="ID"
-        )
+        parts = decode_key(text, len(columns))
+        if parts is None:
+            raise click.BadParameter(
+                f"{cls.__name__} has a key of {len(columns)} parts: give them as a JSON "
+                f"array such as '[\"a\", 1]', not {text!r}",
+                param_hint="ID",
+            )
+        return tuple(coerce(part, c.type) for part, c in zip(parts, columns, strict=True))
     value = coerce(text, columns[0].type)
     try:
         wants_int = columns[0].type.python_type is int

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-from ..capture.document import encode_key, identify
+from ..capture.document import decode_key, encode_key, identify
 from ..capture.history import EntityRegistry
 from ..capture.plan import ClassPlan, coerce
 from ..errors import InvalidFilterError
@@ -103,7 +103,8 @@ def resolve_record(plan: ClassPlan | None, value: Any) -> RecordIdentity:
     """Where the log keeps the key ``value`` of a record of ``plan``'s class.
 
     With the class known, the key is encoded as capture encodes it (an integer key given
-    as the text ``"17"`` is 17). Without it (an entity type no mapped class declares in
+    as the text ``"17"`` is 17; a composite key as a tuple, or as the JSON array text the
+    log writes). Without it (an entity type no mapped class declares in
     this process), integers are ``number_identifier`` and anything else ``entity_key``.
     """
     if value is None or isinstance(value, bool):
@@ -114,9 +115,14 @@ def resolve_record(plan: ClassPlan | None, value: Any) -> RecordIdentity:
     if plan is not None:
         if plan.integer_key:
             return RecordIdentity(_integer_key(plan.class_name, value), None, None)
+        if isinstance(value, str) and len(plan.primary_key) > 1:
+            parts = list(decode_key(value, len(plan.primary_key)) or parts)  # as the log writes it
         if len(parts) != len(plan.primary_key):
             raise InvalidFilterError(
-                f"{plan.class_name} has a key of {len(plan.primary_key)} part(s), got {value!r}"
+                f"{plan.class_name} has a key of {len(plan.primary_key)} parts, got {value!r}: "
+                'give a tuple, or the JSON array the log writes (["a", 1])'
+                if len(plan.primary_key) > 1
+                else f"{plan.class_name} has a key of 1 part, got {value!r}"
             )
         # As the column stores it: "1" for an integer part is 1, a UUID's text a UUID.
         parts = [

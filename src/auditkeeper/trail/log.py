@@ -287,7 +287,7 @@ def related_keys(
     mapper = spec.mapper
     dialect = dialect_of(session, spec)
     before = former_statement(table, dialect, spec, column, value)
-    primary = spec.names.primary_key
+    primary = spec.names.key_column()
     found: set[RecordKey] = set()
     if spec.plan.integer_key:
         now = select(primary.label("number_identifier"), null().label("entity_key"))

@@ -61,10 +61,20 @@ class NameSpec:
 
     cls: type
     label: str
-    primary_key: Column[Any]
+    primary_key: Column[Any] | None
+    """None for a class with a composite key, whose records are shown by key."""
     name_column: Column[Any] | None
     name_key: str | None
     """The name column's name in the stored documents."""
+
+    def key_column(self) -> Column[Any]:
+        """The single-column key that relates a record of ``cls`` to another's trail."""
+        if self.primary_key is None:
+            raise ConfigurationError(
+                f"{self.cls.__name__} has a composite primary key; a trail shows related "
+                "records only with a single-column key (its own trail shows it by key)"
+            )
+        return self.primary_key
 
 
 @dataclass(frozen=True, eq=False)
@@ -405,13 +415,10 @@ def _reference(cache: _Cache, mapper: Mapper[Any], column: Column[Any]) -> NameS
 def _name_spec(cls: type, name_field: str | None) -> NameSpec:
     mapper = _mapper(cls)
     primary = [c for c in mapper.primary_key if isinstance(c, Column)]
-    if len(primary) != 1:
-        raise ConfigurationError(
-            f"{cls.__name__} has a composite primary key; the trail names only records "
-            "with a single-column key"
-        )
     declaration = declaration_of(cls)
     label = (declaration.display_name if declaration else None) or friendly_name(cls.__name__)
+    if len(primary) != 1:  # its own trail has its rows; no reference can name one record
+        return NameSpec(cls, label, None, None, None)
     attrs = {prop.key: prop for prop in mapper.column_attrs}
     if name_field is not None:
         prop = attrs.get(name_field) or next(
@@ -560,6 +567,7 @@ def _generic(cache: _Cache, own: ClassSpec, option: GenericChildTrail) -> Generi
     owner_id = column(option.owner_id_field, "owner_id_field")
     owner_type = column(option.owner_type_field, "owner_type_field")
     names = cache.name_spec(cls, option.name_field)
+    names.key_column()
     if option.owner_type is not None:
         owner_types = frozenset({option.owner_type})
     else:
@@ -655,6 +663,7 @@ def _many_to_many(cache: _Cache, own: ClassSpec, option: ManyToManyTrail) -> Man
         raise ConfigurationError(f"{where}: related_field is not a reference")
     base = reference.cls
     target = cache.name_spec(base, option.name_field)
+    target.key_column()
     only_type = None
     if option.related_type is not None:
         only_type = resolve_class(own.cls, option.related_type, f"{where}: related_type")
@@ -706,6 +715,7 @@ def _many_to_one(cache: _Cache, own: ClassSpec, option: ManyToOneTrail) -> ManyT
     updated = frozenset({"Updated"})
     fields, words = _fields(child, option.audited_fields, where, updated, updated)
     names = cache.name_spec(cls, option.name_field)
+    names.key_column()
     return ManyToOneSpec(
         child=child,
         column=column,

@@ -241,7 +241,7 @@ def _of_type(session: Session, option: ManyToManySpec, values_: set[Any]) -> set
     """With ``related_type``: the related keys that are of that class (one query)."""
     if option.only_type is None:
         return None
-    wanted = [coerce(v, option.target.primary_key.type) for v in values_ if v is not None]
+    wanted = [coerce(v, option.target.key_column().type) for v in values_ if v is not None]
     if not wanted:
         return set()
     mapper: Mapper[Any] = inspect(option.only_type)

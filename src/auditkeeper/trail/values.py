@@ -40,13 +40,13 @@ class Names:
         """Read every wanted name: one query per class, and for records that no longer
         exist, one query of their audit rows (``from_log``) per class."""
         for spec, keys in self._wanted.items():
-            if spec.name_column is None or not keys:
+            column = spec.primary_key
+            if column is None or spec.name_column is None or not keys:
                 continue
             known = self._found.setdefault(spec, {})
             missing = [k for k in keys if _lookup_key(k) not in known]
             if not missing:
                 continue
-            column = spec.primary_key
             ids = [coerce(k, column.type) for k in missing]
             statement = select(column, spec.name_column).where(column.in_(ids))
             for key, name in session.execute(statement, bind_arguments={"mapper": _mapper(spec)}):
