@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import io
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -48,13 +49,21 @@ def test_page_examples_run(
         database = request.getfixturevalue("postgresql_database")
         monkeypatch.setenv("DATABASE_URL", database.cli_url())
     namespace: dict[str, object] = {"__name__": f"docs_{page.stem}"}
-    for number, (code, expected) in enumerate(examples(page), start=1):
-        output = io.StringIO()
-        with contextlib.redirect_stdout(output):
-            exec(compile(code, f"{page.name}[{number}]", "exec", dont_inherit=True), namespace)
-        if expected is not None:
-            assert output.getvalue() == expected, f"{page.name} example {number}"
-    assert auditkeeper.current_actor() is None, f"{page.name} leaves an actor behind"
+
+    def run_examples() -> None:
+        for number, (code, expected) in enumerate(examples(page), start=1):
+            output = io.StringIO()
+            with contextlib.redirect_stdout(output):
+                compiled = compile(code, f"{page.name}[{number}]", "exec", dont_inherit=True)
+                exec(compiled, namespace)
+            if expected is not None:
+                assert output.getvalue() == expected, f"{page.name} example {number}"
+        assert auditkeeper.current_actor() is None, f"{page.name} leaves an actor behind"
+
+    # A thread of their own, as a script has: no event loop running (the browser tests'
+    # Playwright keeps one in this thread while it lives), no context of the test's.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(run_examples).result()
     for value in namespace.values():  # close the examples' connections before GC does
         if isinstance(value, Engine):
             value.dispose()
