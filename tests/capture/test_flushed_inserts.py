@@ -181,9 +181,9 @@ def test_a_value_the_database_might_write_otherwise_leaves_the_row_to_the_flush(
     row, *as_stored = rows(engine)
     plan = keeper._recorder.plan_for(Sample.__mapper__)
     assert plan is not None
-    expected = build_row(
-        plan, "create", {}, {"status": "new", **values, "id": 1}, (1,), dialect=engine.dialect.name
-    )
+    given = {"status": "new", **values, "id": 1}
+    # The test cluster's sessions run in UTC: a naive value's wall time is stored there.
+    expected = build_row(plan, "create", {}, given, (1,), dialect="postgresql", zone=UTC)
     assert expected is not None and row.changed_objects == expected["changed_objects"]
     if form is not None:
         assert row.current[field] == form

@@ -26,6 +26,7 @@ def build_row(
     collections: Mapping[str, tuple[list[Any], list[Any]]] | None = None,
     *,
     dialect: str,
+    zone: dt.tzinfo | None = None,
 ) -> dict[str, Any] | None:
     """The audit row (without actor columns), or None when nothing audited changed.
 
@@ -34,7 +35,12 @@ def build_row(
     ``dialect``'s database identifies them (``identify``). ``collections``
     holds the many-to-many relationships that changed, as the related records' keys
     before and after; they join ``difference`` under the relationship's name.
+    ``zone``: the time zone of the PostgreSQL session that stores the values, which
+    reads a naive datetime given to a ``timestamptz`` column, and keeps an aware one
+    given to a ``timestamp`` column as its wall time there: logged as stored.
     """
+    if zone is not None and plan.instants:
+        old, new = _as_stored(plan, old, zone), _as_stored(plan, new, zone)
     previous: dict[str, Any] | None = None
     current: dict[str, Any] | None = None
     if verb == "create":
@@ -59,6 +65,38 @@ def build_row(
         "entity_key": entity_key,
         "changed_objects": {"previous": previous, "current": current, "difference": difference},
     }
+
+
+def _as_stored(plan: ClassPlan, raw: Mapping[str, Any], zone: dt.tzinfo) -> Mapping[str, Any]:
+    """``raw`` with each datetime as a PostgreSQL session in ``zone`` stores it in its
+    column (the same mapping when each already is)."""
+    stored: dict[str, Any] | None = None
+    for key, aware in plan.instants:
+        value = raw.get(key)
+        if not isinstance(value, dt.datetime) or aware == (value.tzinfo is not None):
+            continue
+        if stored is None:
+            stored = dict(raw)
+        if aware:
+            stored[key] = _read_in(value, zone)
+        else:
+            stored[key] = value.astimezone(zone).replace(tzinfo=None)
+    return raw if stored is None else stored
+
+
+def _read_in(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """The instant PostgreSQL reads a naive ``wall`` time as in ``zone``, in that zone.
+    Around a daylight-saving change as PostgreSQL does: a wall time the clocks skipped
+    with the offset before the change (02:30 on a spring-forward night is 03:30 summer
+    time), one they passed twice as its later occurrence."""
+    earlier = wall.replace(tzinfo=zone)
+    later = wall.replace(tzinfo=zone, fold=1)
+    instant = later if earlier.utcoffset() != later.utcoffset() else earlier
+    # Through UTC: astimezone to the value's own tzinfo would change nothing.
+    shown = instant.astimezone(dt.UTC).astimezone(zone)
+    if shown.replace(tzinfo=None) != wall:  # skipped: PEP 495's fold=0 is the offset before
+        shown = earlier.astimezone(dt.UTC).astimezone(zone)
+    return shown
 
 
 def _one_side(

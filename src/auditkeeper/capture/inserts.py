@@ -36,7 +36,15 @@ from .triggers import single_table, statement_trigger_names
 if TYPE_CHECKING:
     from .recorder import Recorder
 
-__all__ = ["announced", "choose", "chosen", "forget", "note_announced", "stamp"]
+__all__ = [
+    "announced",
+    "choose",
+    "chosen",
+    "forget",
+    "note_announced",
+    "session_zone",
+    "stamp",
+]
 
 _Test = Callable[[Any, dt.tzinfo | None], bool]
 
@@ -70,7 +78,7 @@ def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) 
     if tests is None:
         return
     connection = session.connection(bind_arguments={"mapper": mapper})
-    zone = _session_zone(connection)
+    zone = session_zone(connection)
     if zone is None:
         return
     for state, _ in created:
@@ -149,7 +157,7 @@ def _unassigned_reads_alike(column: Column[Any], test: _Test) -> bool:
     return True  # an SQL expression, run by the database
 
 
-def _session_zone(connection: Connection) -> dt.tzinfo | None:
+def session_zone(connection: Connection) -> dt.tzinfo | None:
     """The session's time zone as psycopg tracks it (the server reports every change of
     it); None where that is not known, or not PostgreSQL."""
     if connection.dialect.name != "postgresql":

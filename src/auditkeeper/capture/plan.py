@@ -90,6 +90,9 @@ class ClassPlan:
     a related record changes no column of this class, but is a change of it."""
     keys: frozenset[str] = frozenset()
     """The audited attributes' keys: one subset test tells whether all are loaded."""
+    instants: tuple[tuple[str, bool], ...] = ()
+    """``(key, with a time zone)`` of the ``DateTime`` columns, whose values PostgreSQL
+    may store otherwise than given (``document.build_row``'s ``zone``)."""
 
     def update_action(self, changed: dict[str, Any]) -> int | None:
         """The domain action whose fields changed, else the update action."""
@@ -174,6 +177,11 @@ def build_plan(
         volatile=tuple(c for c in columns if c.volatile),
         collections=collections,
         keys=frozenset(c.key for c in columns),
+        instants=tuple(
+            (c.key, bool(c.column.type.timezone))
+            for c in columns
+            if isinstance(c.column.type, DateTime)
+        ),
     )
 
 

@@ -259,11 +259,13 @@ class Recorder:
         built: dict[InstanceState[Any], dict[str, Any]] = {}
         if changes:
             loaded_after = self._load_unloaded(session, changes)
-            dialects: dict[Mapper[Any], str] = {}
+            databases: dict[Mapper[Any], tuple[str, dt.tzinfo | None]] = {}
             for plan, state, verb in changes:
                 mapper = state.mapper
-                if mapper not in dialects:
-                    dialects[mapper] = session.get_bind(mapper=mapper).dialect.name
+                if mapper not in databases:
+                    connection = session.connection(bind_arguments={"mapper": mapper})
+                    databases[mapper] = (connection.dialect.name, inserts.session_zone(connection))
+                dialect, zone = databases[mapper]
                 row = _row(
                     plan,
                     state,
@@ -271,7 +273,8 @@ class Recorder:
                     stash.get(state, {}),
                     loaded_after.get(state, {}),
                     links.get(state, {}),
-                    dialect=dialects[mapper],
+                    dialect=dialect,
+                    zone=zone,
                 )
                 if row is not None:
                     rows_by_mapper[state.mapper].append(row)
@@ -337,7 +340,8 @@ class Recorder:
             if is_update and not _all_plain(plan, state):
                 return None
             stashed = stash.get(state, {})
-            row = _row(plan, state, verb, stashed, {}, {}, dialect=connection.dialect.name)
+            dialect, zone = connection.dialect.name, inserts.session_zone(connection)
+            row = _row(plan, state, verb, stashed, {}, {}, dialect=dialect, zone=zone)
             if row is None:
                 return None
             row.update(_stamp(actor))
@@ -741,6 +745,7 @@ def _row(
     links: _LinkKeys,
     *,
     dialect: str,
+    zone: dt.tzinfo | None = None,
 ) -> dict[str, Any] | None:
     """The audit row of one instance's change, or None when nothing audited changed."""
     current_values = state.dict
@@ -760,9 +765,8 @@ def _row(
             before = stashed.get(key)
         old[key] = before
     key_values = _stored_key(state) if verb == "delete" else _new_key(plan, state)
-    return build_row(
-        plan, verb, old, new, key_values, links if verb != "delete" else None, dialect=dialect
-    )
+    links_now = links if verb != "delete" else None
+    return build_row(plan, verb, old, new, key_values, links_now, dialect=dialect, zone=zone)
 
 
 def _stamp(actor: Any) -> dict[str, Any]:
