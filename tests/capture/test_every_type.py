@@ -67,6 +67,9 @@ POSTGRESQL_ONLY: list[tuple[str, Any, Any]] = [
     ("varbit", pg.BIT(varying=True), "101"),
     ("bytea", pg.BYTEA(), b"abc"),
     ("ts3", pg.TIMESTAMP(precision=3), dt.datetime(2024, 1, 1, 1, 1, 1, 123000)),
+    # Rounded by the database: to the second, and to the column's scale, ties away from 0.
+    ("ts0", pg.TIMESTAMP(True, 0), dt.datetime(1999, 12, 31, 23, 59, 59, 500000, tzinfo=UTC)),
+    ("numeric_tie", sa.Numeric(10, 2), decimal.Decimal("-0.125")),
     ("time2", pg.TIME(precision=2), dt.time(1, 2, 3, 450000)),
     ("pginterval", pg.INTERVAL(fields="DAY TO SECOND"), dt.timedelta(days=2)),
     ("jsonpath", pg.JSONPATH(), "$.a"),

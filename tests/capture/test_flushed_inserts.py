@@ -159,8 +159,8 @@ DIFFERENT = [
         "2024-01-01T09:00:00+02:00",
         None,
     ),
-    # Python rounds to the column's scale half to even, PostgreSQL half away from zero.
-    ({"amount": decimal.Decimal("0.125")}, "amount", "0.12", "0.13"),
+    # Rounded to the column's scale, a tie away from zero, as PostgreSQL rounds it.
+    ({"amount": decimal.Decimal("0.125")}, "amount", "0.13", None),
     ({"free": decimal.Decimal("1E+2")}, "free", None, None),
     ({"doc": {"big": 1e16}}, "doc", None, None),  # Python writes it positional
     ({"naive": dt.datetime(2024, 1, 1, tzinfo=UTC)}, "naive", None, None),

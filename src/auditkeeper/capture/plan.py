@@ -236,6 +236,9 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
         quantum = decimal.Decimal(1).scaleb(-type_.scale) if type_.scale else None
         return _to_decimal(quantum), frozenset({int, bool, str, float, decimal.Decimal})
     if isinstance(type_, DateTime):
+        precision = getattr(type_, "precision", None)  # PostgreSQL's TIMESTAMP(p)
+        if isinstance(precision, int) and 0 <= precision < 6:
+            return _to_timestamp(precision), frozenset({str, dt.datetime})
         return _to_datetime, frozenset({str})
     if isinstance(type_, Date):
         return _to_date, frozenset({str})
@@ -301,7 +304,8 @@ def _to_decimal(quantum: decimal.Decimal | None) -> _Convert:
             number = decimal.Decimal(str(value))
         else:
             return value
-        return number if quantum is None else number.quantize(quantum)
+        # Rounded as PostgreSQL's numeric rounds: a tie away from zero (0.125 is 0.13).
+        return number if quantum is None else number.quantize(quantum, decimal.ROUND_HALF_UP)
 
     return to_decimal
 
@@ -315,6 +319,28 @@ def _parse(parse: Callable[[str], Any]) -> _Convert:
 
 
 _to_datetime = _parse(dt.datetime.fromisoformat)
+_MILLENNIUM = dt.datetime(2000, 1, 1)
+"""PostgreSQL's epoch: a timestamp is its distance from it, rounded as an integer."""
+
+
+def _to_timestamp(precision: int) -> _Convert:
+    """A datetime as a ``TIMESTAMP(precision)`` stores it: its microseconds rounded to
+    ``precision`` digits as PostgreSQL rounds them, a tie away from 2000-01-01."""
+    scale = 10 ** (6 - precision)
+
+    @_safe
+    def to_timestamp(value: Any) -> Any:
+        value = _to_datetime(value)
+        if not isinstance(value, dt.datetime):
+            return value
+        epoch = _MILLENNIUM if value.tzinfo is None else _MILLENNIUM.replace(tzinfo=dt.UTC)
+        since = (value - epoch) // dt.timedelta(microseconds=1)
+        rounded = (abs(since) + scale // 2) // scale * scale
+        return value + dt.timedelta(microseconds=(rounded if since >= 0 else -rounded) - since)
+
+    return to_timestamp
+
+
 _to_date = _parse(dt.date.fromisoformat)
 _to_time = _parse(dt.time.fromisoformat)
 _to_uuid = _parse(uuid.UUID)
