@@ -40,6 +40,7 @@ BOTH: list[tuple[str, Any, Any]] = [
     ("double", sa.Double(), 1e300),
     ("numeric", sa.Numeric(), decimal.Decimal("1.2300")),
     ("numeric2", sa.Numeric(10, 2), decimal.Decimal("1.5")),
+    ("numeric0", sa.Numeric(10, 0), decimal.Decimal("2.6")),  # stored as 3
     ("text", sa.Text(), "hello\nworld"),
     ("char", sa.CHAR(3), "ab"),
     ("bytes", sa.LargeBinary(), b"\x00\xff"),

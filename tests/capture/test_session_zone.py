@@ -11,7 +11,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import DateTime, Engine, String, event, text
+from sqlalchemy import Date, DateTime, Engine, String, event, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 import auditkeeper
@@ -39,18 +39,22 @@ class Meeting(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     starts: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     wall: Mapped[dt.datetime] = mapped_column(DateTime())
+    day: Mapped[dt.date | None] = mapped_column(Date)
     note: Mapped[str] = mapped_column(String(40))
 
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NAIVE = dt.datetime(2026, 1, 15, 10, 0)
 AWARE = dt.datetime(2026, 1, 15, 10, 0, tzinfo=dt.UTC)
-STORED = {"starts": "2026-01-15T10:00:00+01:00", "wall": "2026-01-15T11:00:00"}
+LATE = dt.datetime(2026, 1, 15, 23, 30, tzinfo=dt.UTC)  # the 16th in Berlin
+STORED = {"starts": "2026-01-15T10:00:00+01:00", "wall": "2026-01-15T11:00:00", "day": "2026-01-16"}
 
 
 @pytest.fixture
 def engine(database: Database) -> Engine:
     engine = model_engine(database, Base.metadata, keeper)
+    if engine.dialect.name != "postgresql":
+        return engine
 
     @event.listens_for(engine, "connect")
     def in_berlin(dbapi_connection: Any, record: Any) -> None:
@@ -70,11 +74,11 @@ def sessions(engine: Engine) -> Any:
 @POSTGRES_ONLY  # SQLite stores no time zone: values are logged as given there
 def test_datetimes_are_logged_as_the_session_stores_them(sessions: Any, engine: Engine) -> None:
     with sessions() as session, auditkeeper.acting_as(user_id=None, email="ops@example.com"):
-        meeting = Meeting(id=1, starts=NAIVE, wall=AWARE, note="plan")
+        meeting = Meeting(id=1, starts=NAIVE, wall=AWARE, day=LATE, note="plan")
         session.add(meeting)
         session.commit()
         session.expire(meeting)
-        meeting.starts, meeting.wall = NAIVE, AWARE  # the same values: no change
+        meeting.starts, meeting.wall, meeting.day = NAIVE, AWARE, LATE  # the same: no change
         session.commit()
         session.execute(text("UPDATE meetings SET note = 'agenda'"))
         session.commit()
@@ -107,3 +111,20 @@ def test_wall_times_around_daylight_saving_changes_are_read_as_postgresql_reads_
             ).scalar_one()
             read = document._read_in(wall, ZoneInfo(zone))
             assert read.isoformat() == stored.astimezone(ZoneInfo(zone)).isoformat(), wall
+
+
+def test_a_datetime_given_to_a_date_column_is_logged_as_its_date(
+    sessions: Any, engine: Engine
+) -> None:
+    with sessions() as session, auditkeeper.acting_as(user_id=None, email="ops@example.com"):
+        meeting = Meeting(id=1, starts=AWARE, wall=NAIVE, day=NAIVE, note="plan")
+        session.add(meeting)
+        session.commit()
+        session.expire(meeting)
+        meeting.day = NAIVE.replace(hour=18)  # the same day: no change
+        session.commit()
+        meeting.day = NAIVE + dt.timedelta(days=1)
+        session.commit()
+    created, moved = log_rows(engine, keeper)  # the creation once: as the database stored it
+    assert created.current["day"] == "2026-01-15"
+    assert moved.difference == {"day": ["2026-01-15", "2026-01-16"]}

@@ -1,9 +1,13 @@
 """The value rules as they were written before the capture path was optimised (a74092f):
-``coerce`` from capture/plan.py and ``to_json_value`` from model/values.py, verbatim.
+``coerce`` from capture/plan.py and ``to_json_value`` from model/values.py, verbatim, but
+for rules changed on purpose since, each marked "changed": a value is rounded to a
+Numeric's scale, 0 included, a tie away from zero, as PostgreSQL rounds it, and has no
+negative zero; a datetime given to a Date column is its date, as the column stores it.
 
 They are the oracle of tests/model/test_converters.py: the optimised functions (exact-type
 dispatch, per-column converters resolved once) must give the same value, of the same
-type, or the same error, for every value and column type. Do not "fix" this copy.
+type, or the same error, for every value and column type. Do not "fix" this copy to
+match the optimised code; change a rule here only where the rule itself changes.
 """
 
 from __future__ import annotations
@@ -66,9 +70,14 @@ def coerce(value: Any, type_: TypeEngine[Any]) -> Any:
                 return value
             # The column stores its scale: 10.5 in a Numeric(30, 2) is 10.50.
             scale = type_.scale
-            return number.quantize(decimal.Decimal(1).scaleb(-scale)) if scale else number
+            if scale is not None:  # changed: a scale of 0 rounds too
+                quantum = decimal.Decimal(1).scaleb(-scale)  # changed: ties away from zero
+                number = number.quantize(quantum, decimal.ROUND_HALF_UP)
+            return number.copy_abs() if number.is_zero() else number  # changed: no -0
         if isinstance(type_, DateTime) and isinstance(value, str):
             return dt.datetime.fromisoformat(value)
+        if isinstance(type_, Date) and isinstance(value, dt.datetime):  # changed
+            return value.date()
         if isinstance(type_, Date) and isinstance(value, str):
             return dt.date.fromisoformat(value)
         if isinstance(type_, Time) and isinstance(value, str):

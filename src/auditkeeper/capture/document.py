@@ -73,14 +73,21 @@ def _as_stored(plan: ClassPlan, raw: Mapping[str, Any], zone: dt.tzinfo) -> Mapp
     stored: dict[str, Any] | None = None
     for key, aware in plan.instants:
         value = raw.get(key)
-        if not isinstance(value, dt.datetime) or aware == (value.tzinfo is not None):
+        if not isinstance(value, dt.datetime):
             continue
+        if aware is None:  # a Date column: an aware datetime's day in the session's zone
+            if value.tzinfo is None:
+                continue  # its wall date, as the column's coercion takes it
+            as_stored: Any = value.astimezone(zone).date()
+        elif aware == (value.tzinfo is not None):
+            continue
+        elif aware:
+            as_stored = _read_in(value, zone)
+        else:
+            as_stored = value.astimezone(zone).replace(tzinfo=None)
         if stored is None:
             stored = dict(raw)
-        if aware:
-            stored[key] = _read_in(value, zone)
-        else:
-            stored[key] = value.astimezone(zone).replace(tzinfo=None)
+        stored[key] = as_stored
     return raw if stored is None else stored
 
 

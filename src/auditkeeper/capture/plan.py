@@ -90,9 +90,10 @@ class ClassPlan:
     a related record changes no column of this class, but is a change of it."""
     keys: frozenset[str] = frozenset()
     """The audited attributes' keys: one subset test tells whether all are loaded."""
-    instants: tuple[tuple[str, bool], ...] = ()
-    """``(key, with a time zone)`` of the ``DateTime`` columns, whose values PostgreSQL
-    may store otherwise than given (``document.build_row``'s ``zone``)."""
+    instants: tuple[tuple[str, bool | None], ...] = ()
+    """``(key, with a time zone)`` of the ``DateTime`` columns, and ``(key, None)`` of the
+    ``Date`` ones, whose values PostgreSQL may store otherwise than given
+    (``document.build_row``'s ``zone``)."""
 
     def update_action(self, changed: dict[str, Any]) -> int | None:
         """The domain action whose fields changed, else the update action."""
@@ -178,9 +179,9 @@ def build_plan(
         collections=collections,
         keys=frozenset(c.key for c in columns),
         instants=tuple(
-            (c.key, bool(c.column.type.timezone))
+            (c.key, bool(c.column.type.timezone) if isinstance(c.column.type, DateTime) else None)
             for c in columns
-            if isinstance(c.column.type, DateTime)
+            if isinstance(c.column.type, DateTime | Date)
         ),
     )
 
@@ -233,7 +234,7 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
         return _to_float, frozenset({int, bool, str, decimal.Decimal})
     if isinstance(type_, Numeric):
         # The column stores its scale: 10.5 in a Numeric(30, 2) is 10.50.
-        quantum = decimal.Decimal(1).scaleb(-type_.scale) if type_.scale else None
+        quantum = None if type_.scale is None else decimal.Decimal(1).scaleb(-type_.scale)
         return _to_decimal(quantum), frozenset({int, bool, str, float, decimal.Decimal})
     if isinstance(type_, DateTime):
         precision = getattr(type_, "precision", None)  # PostgreSQL's TIMESTAMP(p)
@@ -241,7 +242,7 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
             return _to_timestamp(precision), frozenset({str, dt.datetime})
         return _to_datetime, frozenset({str})
     if isinstance(type_, Date):
-        return _to_date, frozenset({str})
+        return _to_date, frozenset({str, dt.datetime})
     if isinstance(type_, Time):
         return _to_time, frozenset({str})
     if isinstance(type_, Uuid):
@@ -305,7 +306,10 @@ def _to_decimal(quantum: decimal.Decimal | None) -> _Convert:
         else:
             return value
         # Rounded as PostgreSQL's numeric rounds: a tie away from zero (0.125 is 0.13).
-        return number if quantum is None else number.quantize(quantum, decimal.ROUND_HALF_UP)
+        if quantum is not None:
+            number = number.quantize(quantum, decimal.ROUND_HALF_UP)
+        # A numeric has no negative zero: -0.00 (or -0.001 at two places) is stored 0.00.
+        return number.copy_abs() if number.is_zero() else number
 
     return to_decimal
 
@@ -341,7 +345,15 @@ def _to_timestamp(precision: int) -> _Convert:
     return to_timestamp
 
 
-_to_date = _parse(dt.date.fromisoformat)
+@_safe
+def _to_date(value: Any) -> Any:
+    """A date, as a ``Date`` column stores what it is given: a datetime's date (its own
+    wall date; PostgreSQL's session zone decides an aware one's, ``document.build_row``)."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    return dt.date.fromisoformat(value) if isinstance(value, str) else value
+
+
 _to_time = _parse(dt.time.fromisoformat)
 _to_uuid = _parse(uuid.UUID)
 

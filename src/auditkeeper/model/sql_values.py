@@ -540,7 +540,7 @@ def sqlite_json_text(ref: str, column: Column[Any]) -> str:
         )
     if isinstance(type_, Numeric) and not isinstance(type_, Float):
         scale = type_.scale
-        text = f"printf('%.{scale}f', {ref})" if scale else f"CAST({ref} AS TEXT)"
+        text = f"CAST({ref} AS TEXT)" if scale is None else f"printf('%.{scale}f', {ref})"
         return f"CASE WHEN {ref} IS NULL THEN 'null' ELSE json_quote({text}) END"
     if isinstance(type_, DateTime | Time):
         # Stored as text with six fractional digits; isoformat drops them when zero.

@@ -1,0 +1,73 @@
+"""Values a column rounds: the flush writes them rounded as PostgreSQL rounds them, so
+that its row says what the database stored (a Numeric's scale, a TIMESTAMP(p)'s
+digits), with PostgreSQL's own casts as the oracle."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, Numeric
+from sqlalchemy.dialects import postgresql
+
+from auditkeeper.capture.plan import coerce
+from tests._support import POSTGRES_ONLY
+from tests.conftest import Database
+
+EXAMPLES = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+offsets = st.integers(min_value=-14 * 60, max_value=14 * 60).map(
+    lambda minutes: dt.timezone(dt.timedelta(minutes=minutes))
+)
+ties = st.integers(min_value=-(10**9), max_value=10**9).map(
+    lambda n: decimal.Decimal(n).scaleb(-3) + decimal.Decimal("0.0005")
+)
+
+
+@pytest.fixture
+def connection(database: Database) -> Any:
+    """One connection for all of a test's examples, in UTC."""
+    with database.engine().connect() as connection:
+        connection.exec_driver_sql("SET TIME ZONE 'UTC'")
+        yield connection
+
+
+@POSTGRES_ONLY
+@EXAMPLES
+@given(
+    value=st.one_of(ties, st.decimals(min_value=-(10**9), max_value=10**9, places=6)),
+    scale=st.integers(min_value=0, max_value=4),
+)
+def test_a_numeric_is_rounded_to_its_scale_as_postgresql_rounds_it(
+    connection: Connection, value: decimal.Decimal, scale: int
+) -> None:
+    stored = connection.exec_driver_sql(
+        f"SELECT %(value)s::numeric(20, {scale})", {"value": value}
+    ).scalar_one()
+    assert str(coerce(value, Numeric(20, scale))) == str(stored)
+
+
+@POSTGRES_ONLY
+@EXAMPLES
+@given(
+    value=st.datetimes(
+        min_value=dt.datetime(1900, 1, 1), max_value=dt.datetime(2100, 1, 1), timezones=st.none()
+    ),
+    zone=st.none() | offsets,
+    precision=st.integers(min_value=0, max_value=5),
+)
+def test_a_timestamp_is_rounded_to_its_precision_as_postgresql_rounds_it(
+    connection: Connection, value: dt.datetime, zone: dt.tzinfo | None, precision: int
+) -> None:
+    given_value = value if zone is None else value.replace(tzinfo=zone)
+    cast = "timestamp" if zone is None else "timestamptz"
+    stored = connection.exec_driver_sql(
+        f"SELECT %(value)s::{cast}({precision})", {"value": given_value}
+    ).scalar_one()
+    column = postgresql.TIMESTAMP(timezone=zone is not None, precision=precision)
+    assert coerce(given_value, column) == stored
