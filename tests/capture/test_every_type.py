@@ -53,6 +53,7 @@ BOTH: list[tuple[str, Any, Any]] = [
 POSTGRESQL_ONLY: list[tuple[str, Any, Any]] = [
     ("timetz", sa.Time(timezone=True), dt.time(9, 30, tzinfo=dt.timezone(dt.timedelta(hours=2)))),
     ("real", pg.REAL(), 1.5),
+    ("real_rounded", pg.REAL(), 0.123456789),  # four bytes keep 0.12345679
     ("jsonb", pg.JSONB(), {"a": {"b": True}}),
     ("pguuid", pg.UUID(), uuid.UUID(int=7)),
     ("pgenum", pg.ENUM(Color, name="color"), Color.RED),

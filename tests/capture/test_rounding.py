@@ -1,6 +1,6 @@
 """Values a column rounds: the flush writes them rounded as PostgreSQL rounds them, so
 that its row says what the database stored (a Numeric's scale, a TIMESTAMP(p)'s
-digits), with PostgreSQL's own casts as the oracle."""
+digits, a REAL's four bytes), with PostgreSQL's own casts as the oracle."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Connection, Numeric
 from sqlalchemy.dialects import postgresql
 
+from auditkeeper.capture import document
 from auditkeeper.capture.plan import coerce
 from tests._support import POSTGRES_ONLY
 from tests.conftest import Database
@@ -71,3 +72,19 @@ def test_a_timestamp_is_rounded_to_its_precision_as_postgresql_rounds_it(
     ).scalar_one()
     column = postgresql.TIMESTAMP(timezone=zone is not None, precision=precision)
     assert coerce(given_value, column) == stored
+
+
+@POSTGRES_ONLY
+@EXAMPLES
+# PostgreSQL refuses a value a REAL cannot hold (past 3.4e38, or a nonzero one under
+# 1.2e-38): the application's write fails; nothing is logged.
+@given(
+    value=st.floats(min_value=-3e38, max_value=3e38).filter(
+        lambda value: value == 0 or abs(value) >= 1.2e-38
+    )
+)
+def test_a_real_is_written_as_postgresql_reads_its_four_bytes_back(
+    connection: Connection, value: float
+) -> None:
+    stored = connection.exec_driver_sql("SELECT %(value)s::real", {"value": value}).scalar_one()
+    assert document._as_float4(value) == stored

@@ -7,6 +7,9 @@ that every path encodes, compares, redacts and identifies them the same way.
 from __future__ import annotations
 
 import datetime as dt
+import decimal
+import math
+import struct
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -35,11 +38,13 @@ def build_row(
     ``dialect``'s database identifies them (``identify``). ``collections``
     holds the many-to-many relationships that changed, as the related records' keys
     before and after; they join ``difference`` under the relationship's name.
-    ``zone``: the time zone of the PostgreSQL session that stores the values, which
-    reads a naive datetime given to a ``timestamptz`` column, and keeps an aware one
-    given to a ``timestamp`` column as its wall time there: logged as stored.
+    On PostgreSQL, values its columns store otherwise than given are logged as stored:
+    a float in a ``REAL`` column as its four bytes keep it, and with ``zone``, the time
+    zone of the session, a naive datetime given to a ``timestamptz`` column as the
+    instant it reads there, an aware one given to a ``timestamp`` or ``date`` column as
+    its wall time or day there.
     """
-    if zone is not None and plan.instants:
+    if dialect == "postgresql" and plan.postgresql_forms:
         old, new = _as_stored(plan, old, zone), _as_stored(plan, new, zone)
     previous: dict[str, Any] | None = None
     current: dict[str, Any] | None = None
@@ -67,28 +72,59 @@ def build_row(
     }
 
 
-def _as_stored(plan: ClassPlan, raw: Mapping[str, Any], zone: dt.tzinfo) -> Mapping[str, Any]:
-    """``raw`` with each datetime as a PostgreSQL session in ``zone`` stores it in its
-    column (the same mapping when each already is)."""
+def _as_stored(
+    plan: ClassPlan, raw: Mapping[str, Any], zone: dt.tzinfo | None
+) -> Mapping[str, Any]:
+    """``raw`` with each value as PostgreSQL stores it in its column (the same mapping
+    when each already is as stored)."""
     stored: dict[str, Any] | None = None
-    for key, aware in plan.instants:
+    for key, form in plan.postgresql_forms:
         value = raw.get(key)
-        if not isinstance(value, dt.datetime):
-            continue
-        if aware is None:  # a Date column: an aware datetime's day in the session's zone
-            if value.tzinfo is None:
-                continue  # its wall date, as the column's coercion takes it
-            as_stored: Any = value.astimezone(zone).date()
-        elif aware == (value.tzinfo is not None):
-            continue
-        elif aware:
-            as_stored = _read_in(value, zone)
-        else:
-            as_stored = value.astimezone(zone).replace(tzinfo=None)
-        if stored is None:
-            stored = dict(raw)
-        stored[key] = as_stored
+        as_stored = _stored_form(value, form, zone)
+        if as_stored is not value:
+            if stored is None:
+                stored = dict(raw)
+            stored[key] = as_stored
     return raw if stored is None else stored
+
+
+def _stored_form(value: Any, form: str, zone: dt.tzinfo | None) -> Any:
+    if form == "float4":  # a number the column takes as a float (its coercion's types)
+        if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
+            return value
+        try:
+            return _as_float4(float(value))
+        except (ValueError, OverflowError):  # no float (sNaN, a huge int): refused on write
+            return value
+    if not isinstance(value, dt.datetime) or zone is None:
+        return value  # a naive datetime in a Date column is its wall date (coercion)
+    if form == "timestamptz":
+        return _read_in(value, zone) if value.tzinfo is None else value
+    if value.tzinfo is None:
+        return value
+    local = value.astimezone(zone)
+    return local.date() if form == "date" else local.replace(tzinfo=None)
+
+
+def _as_float4(value: float) -> float:
+    """``value`` as a ``REAL`` keeps it, read back: the shortest decimal that four bytes
+    hold alike (0.123456789 is 0.12345679), as PostgreSQL writes it."""
+    try:
+        single = _in_four_bytes(value)
+    except OverflowError:
+        return value  # out of a REAL's range: the database refuses it
+    if not math.isfinite(single):
+        return single
+    for digits in range(1, 10):
+        shortest = float(f"{single:.{digits}g}")
+        if _in_four_bytes(shortest) == single:
+            return shortest
+    return single
+
+
+def _in_four_bytes(value: float) -> float:
+    single: float = struct.unpack("f", struct.pack("f", value))[0]
+    return single
 
 
 def _read_in(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:

@@ -38,6 +38,7 @@ from sqlalchemy.types import TypeEngine
 
 from ..errors import ConfigurationError
 from ..model import ranges, values
+from ..model.sql_values import is_float4
 from .declaration import Audited, column_options, declaration_of, is_secret_name
 
 __all__ = ["AuditedColumn", "ClassPlan", "build_plan", "coerce", "json_converter"]
@@ -90,10 +91,11 @@ class ClassPlan:
     a related record changes no column of this class, but is a change of it."""
     keys: frozenset[str] = frozenset()
     """The audited attributes' keys: one subset test tells whether all are loaded."""
-    instants: tuple[tuple[str, bool | None], ...] = ()
-    """``(key, with a time zone)`` of the ``DateTime`` columns, and ``(key, None)`` of the
-    ``Date`` ones, whose values PostgreSQL may store otherwise than given
-    (``document.build_row``'s ``zone``)."""
+    postgresql_forms: tuple[tuple[str, str], ...] = ()
+    """``(key, form)`` of the columns whose values PostgreSQL may store otherwise than
+    given, by what it depends on (``document.build_row``): ``"timestamptz"``,
+    ``"timestamp"`` and ``"date"`` on the session's time zone, ``"float4"`` on the
+    column's four bytes."""
 
     def update_action(self, changed: dict[str, Any]) -> int | None:
         """The domain action whose fields changed, else the update action."""
@@ -178,12 +180,20 @@ def build_plan(
         volatile=tuple(c for c in columns if c.volatile),
         collections=collections,
         keys=frozenset(c.key for c in columns),
-        instants=tuple(
-            (c.key, bool(c.column.type.timezone) if isinstance(c.column.type, DateTime) else None)
-            for c in columns
-            if isinstance(c.column.type, DateTime | Date)
+        postgresql_forms=tuple(
+            (c.key, form) for c in columns if (form := _postgresql_form(c.column.type))
         ),
     )
+
+
+def _postgresql_form(type_: TypeEngine[Any]) -> str | None:
+    if isinstance(type_, DateTime):
+        return "timestamptz" if type_.timezone else "timestamp"
+    if isinstance(type_, Date):
+        return "date"
+    if is_float4(type_):
+        return "float4"
+    return None
 
 
 def coerce(value: Any, type_: TypeEngine[Any]) -> Any:

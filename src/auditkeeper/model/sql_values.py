@@ -24,6 +24,7 @@ from sqlalchemy import (
     CHAR,
     JSON,
     NCHAR,
+    REAL,
     Boolean,
     Column,
     Date,
@@ -66,6 +67,7 @@ from . import values
 __all__ = [
     "differs_expression",
     "exact_twin",
+    "is_float4",
     "json_expression",
     "json_null_condition",
     "key_json_expression",
@@ -398,8 +400,9 @@ def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | 
     text = f"({document_value} #>> '{{}}')"
     if isinstance(type_, Enum | LargeBinary | CHAR | NCHAR):  # SQL NULL is JSON null
         return f"{document_value} = coalesce({_json_of_type(ref, type_)}, 'null'::jsonb)"
-    if isinstance(type_, Float):
-        return f"{text}::float8 IS NOT DISTINCT FROM {ref}::float8"
+    if isinstance(type_, Float):  # a REAL's value as its four bytes hold it
+        width = "float4" if is_float4(type_) else "float8"
+        return f"{text}::{width} IS NOT DISTINCT FROM {ref}::{width}"
     if isinstance(type_, Numeric):
         return f"{text}::numeric IS NOT DISTINCT FROM {ref}::numeric"
     if isinstance(type_, DateTime) and type_.timezone:
@@ -438,6 +441,14 @@ def _same_value(document_value: str, ref: str, type_: TypeEngine[Any]) -> str | 
             return f"CASE WHEN {text} ~ {_FAR_OFFSET} THEN true ELSE {compared} END"
         return compared
     return None
+
+
+def is_float4(type_: TypeEngine[Any]) -> bool:
+    """Whether a column of ``type_`` is PostgreSQL's ``real``: four bytes, which keep
+    about seven significant digits of a float."""
+    return isinstance(type_, REAL) or (
+        isinstance(type_, Float) and type_.precision is not None and type_.precision <= 24
+    )
 
 
 def _same_items(document_value: str, ref: str, type_: ARRAY[Any]) -> str | None:
