@@ -1,6 +1,6 @@
 """Values a column rounds: the flush writes them rounded as PostgreSQL rounds them, so
 that its row says what the database stored (a Numeric's scale, a TIMESTAMP(p)'s
-digits, a REAL's four bytes), with PostgreSQL's own casts as the oracle."""
+digits, a TIME(p)'s, a REAL's four bytes), with PostgreSQL's own casts as the oracle."""
 
 from __future__ import annotations
 
@@ -88,3 +88,18 @@ def test_a_real_is_written_as_postgresql_reads_its_four_bytes_back(
 ) -> None:
     stored = connection.exec_driver_sql("SELECT %(value)s::real", {"value": value}).scalar_one()
     assert document._as_float4(value) == stored
+
+
+@POSTGRES_ONLY
+@EXAMPLES
+@given(value=st.times(), precision=st.integers(min_value=0, max_value=5))
+def test_a_time_is_rounded_to_its_precision_as_postgresql_rounds_it(
+    connection: Connection, value: dt.time, precision: int
+) -> None:
+    rounded = coerce(value, postgresql.TIME(precision=precision))
+    if value >= dt.time(23, 59, 59) and rounded == value:  # 24:00:00: kept as given
+        return
+    stored = connection.exec_driver_sql(
+        f"SELECT %(value)s::time({precision})", {"value": value}
+    ).scalar_one()
+    assert rounded == stored

@@ -254,6 +254,9 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
     if isinstance(type_, Date):
         return _to_date, frozenset({str, dt.datetime})
     if isinstance(type_, Time):
+        precision = getattr(type_, "precision", None)  # PostgreSQL's TIME(p)
+        if isinstance(precision, int) and 0 <= precision < 6:
+            return _to_clock_time(precision), frozenset({str, dt.time})
         return _to_time, frozenset({str})
     if isinstance(type_, Uuid):
         return _to_uuid, frozenset({str})
@@ -365,6 +368,31 @@ def _to_date(value: Any) -> Any:
 
 
 _to_time = _parse(dt.time.fromisoformat)
+
+
+def _to_clock_time(precision: int) -> _Convert:
+    """A time as a ``TIME(precision)`` stores it: its microseconds rounded to
+    ``precision`` digits, a tie up, as PostgreSQL rounds them (a time it would round to
+    24:00:00, which Python has no time for, stays as given)."""
+    scale = 10 ** (6 - precision)
+
+    @_safe
+    def to_clock_time(value: Any) -> Any:
+        value = _to_time(value)
+        if not isinstance(value, dt.time):
+            return value
+        rounded = (value.microsecond + scale // 2) // scale * scale
+        if rounded < 1_000_000:
+            return value.replace(microsecond=rounded)
+        moment = dt.datetime.combine(dt.date.min, value.replace(microsecond=0))
+        moment += dt.timedelta(seconds=1)
+        if moment.date() != dt.date.min:
+            return value
+        return moment.time().replace(tzinfo=value.tzinfo, fold=value.fold)
+
+    return to_clock_time
+
+
 _to_uuid = _parse(uuid.UUID)
 
 
