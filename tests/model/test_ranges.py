@@ -73,6 +73,16 @@ def test_a_range_is_written_as_postgresql_writes_it(value: Any, written: str) ->
             [Range(decimal.Decimal("0.000"), decimal.Decimal("0.001")), Range(-1, 0, bounds="(]")],
             "{(-1,0.001)}",
         ),
+        (  # of two equal bounds written apart, PostgreSQL keeps the later range's
+            postgresql.NUMMULTIRANGE(),
+            [Range(decimal.Decimal("0.000"), 1), Range(0, decimal.Decimal("1.0"))],
+            "{[0,1.0)}",
+        ),
+        (
+            postgresql.NUMMULTIRANGE(),
+            [Range(0, decimal.Decimal("1.0")), Range(decimal.Decimal("0.000"), 1)],
+            "{[0.000,1)}",
+        ),
     ],
 )
 def test_a_column_writes_an_assigned_range_as_it_stores_it(

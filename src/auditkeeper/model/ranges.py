@@ -88,17 +88,21 @@ def _meets(first: Range[Any], then: Range[Any]) -> bool:
 
 
 def _joined(first: Range[Any], then: Range[Any]) -> Range[Any]:
-    """The range from ``first``'s lower bound to the later of the two upper bounds."""
+    """The range from ``first``'s lower bound to the later of the two upper bounds. Of
+    two equal bounds, ``then``'s, as PostgreSQL's union takes the second (``0`` and
+    ``0.000`` are equal numerics, written apart)."""
+    same_lower = (then.lower, then.bounds[0]) == (first.lower, first.bounds[0])
+    lower = then.lower if same_lower else first.lower
     if first.upper is None or then.upper is None:
         upper, closing = None, ")"
     elif then.upper > first.upper:
         upper, closing = then.upper, then.bounds[1]
     elif then.upper == first.upper:
-        upper = first.upper
         closing = "]" if "]" in (first.bounds[1], then.bounds[1]) else ")"
+        upper = then.upper if then.bounds[1] == closing else first.upper
     else:
         upper, closing = first.upper, first.bounds[1]
-    return Range(first.lower, upper, bounds=f"{first.bounds[0]}{closing}")  # type: ignore[arg-type]
+    return Range(lower, upper, bounds=f"{first.bounds[0]}{closing}")  # type: ignore[arg-type]
 
 
 def _step(bound: Any) -> Any:
