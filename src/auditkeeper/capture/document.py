@@ -44,8 +44,9 @@ def build_row(
     instant it reads there, an aware one given to a ``timestamp`` or ``date`` column as
     its wall time or day there.
     """
-    if dialect == "postgresql" and plan.postgresql_forms:
-        old, new = _as_stored(plan, old, zone), _as_stored(plan, new, zone)
+    if dialect == "postgresql" and plan.postgresql_forms:  # only the sides used
+        old = old if verb == "create" else _as_stored(plan, old, zone)
+        new = new if verb == "delete" else _as_stored(plan, new, zone)
     previous: dict[str, Any] | None = None
     current: dict[str, Any] | None = None
     if verb == "create":

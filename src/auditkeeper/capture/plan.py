@@ -247,16 +247,16 @@ def _coercion(type_: TypeEngine[Any]) -> tuple[_Convert | None, frozenset[type]]
         quantum = None if type_.scale is None else decimal.Decimal(1).scaleb(-type_.scale)
         return _to_decimal(quantum), frozenset({int, bool, str, float, decimal.Decimal})
     if isinstance(type_, DateTime):
-        precision = getattr(type_, "precision", None)  # PostgreSQL's TIMESTAMP(p)
-        if isinstance(precision, int) and 0 <= precision < 6:
-            return _to_timestamp(precision), frozenset({str, dt.datetime})
+        scale = _rounding_scale(type_)
+        if scale is not None:
+            return _to_timestamp(scale), frozenset({str, dt.datetime})
         return _to_datetime, frozenset({str})
     if isinstance(type_, Date):
         return _to_date, frozenset({str, dt.datetime})
     if isinstance(type_, Time):
-        precision = getattr(type_, "precision", None)  # PostgreSQL's TIME(p)
-        if isinstance(precision, int) and 0 <= precision < 6:
-            return _to_clock_time(precision), frozenset({str, dt.time})
+        scale = _rounding_scale(type_)
+        if scale is not None:
+            return _to_clock_time(scale), frozenset({str, dt.time})
         return _to_time, frozenset({str})
     if isinstance(type_, Uuid):
         return _to_uuid, frozenset({str})
@@ -338,12 +338,26 @@ def _parse(parse: Callable[[str], Any]) -> _Convert:
 _to_datetime = _parse(dt.datetime.fromisoformat)
 _MILLENNIUM = dt.datetime(2000, 1, 1)
 """PostgreSQL's epoch: a timestamp is its distance from it, rounded as an integer."""
+_DAY_IN_MICROSECONDS = 86_400_000_000
 
 
-def _to_timestamp(precision: int) -> _Convert:
-    """A datetime as a ``TIMESTAMP(precision)`` stores it: its microseconds rounded to
-    ``precision`` digits as PostgreSQL rounds them, a tie away from 2000-01-01."""
-    scale = 10 ** (6 - precision)
+def _rounding_scale(type_: TypeEngine[Any]) -> int | None:
+    """The microseconds a PostgreSQL ``TIMESTAMP(p)`` or ``TIME(p)`` rounds to (10**(6-p)),
+    None where it keeps all six digits."""
+    precision = getattr(type_, "precision", None)
+    return 10 ** (6 - precision) if isinstance(precision, int) and 0 <= precision < 6 else None
+
+
+def _rounded(microseconds: int, scale: int) -> int:
+    """``microseconds`` to a multiple of ``scale``, a tie away from zero, as PostgreSQL
+    rounds its integer timestamps and times."""
+    rounded = (abs(microseconds) + scale // 2) // scale * scale
+    return rounded if microseconds >= 0 else -rounded
+
+
+def _to_timestamp(scale: int) -> _Convert:
+    """A datetime as a ``TIMESTAMP(p)`` stores it: rounded to ``scale`` microseconds
+    from PostgreSQL's epoch (a tie away from 2000-01-01)."""
 
     @_safe
     def to_timestamp(value: Any) -> Any:
@@ -352,8 +366,7 @@ def _to_timestamp(precision: int) -> _Convert:
             return value
         epoch = _MILLENNIUM if value.tzinfo is None else _MILLENNIUM.replace(tzinfo=dt.UTC)
         since = (value - epoch) // dt.timedelta(microseconds=1)
-        rounded = (abs(since) + scale // 2) // scale * scale
-        return value + dt.timedelta(microseconds=(rounded if since >= 0 else -rounded) - since)
+        return value + dt.timedelta(microseconds=_rounded(since, scale) - since)
 
     return to_timestamp
 
@@ -370,24 +383,21 @@ def _to_date(value: Any) -> Any:
 _to_time = _parse(dt.time.fromisoformat)
 
 
-def _to_clock_time(precision: int) -> _Convert:
-    """A time as a ``TIME(precision)`` stores it: its microseconds rounded to
-    ``precision`` digits, a tie up, as PostgreSQL rounds them (a time it would round to
-    24:00:00, which Python has no time for, stays as given)."""
-    scale = 10 ** (6 - precision)
+def _to_clock_time(scale: int) -> _Convert:
+    """A time as a ``TIME(p)`` stores it: rounded to ``scale`` microseconds from
+    midnight (a time it would round to 24:00:00, which Python has no time for, stays as
+    given)."""
 
     @_safe
     def to_clock_time(value: Any) -> Any:
         value = _to_time(value)
         if not isinstance(value, dt.time):
             return value
-        rounded = (value.microsecond + scale // 2) // scale * scale
-        if rounded < 1_000_000:
-            return value.replace(microsecond=rounded)
-        moment = dt.datetime.combine(dt.date.min, value.replace(microsecond=0))
-        moment += dt.timedelta(seconds=1)
-        if moment.date() != dt.date.min:
+        since = ((value.hour * 60 + value.minute) * 60 + value.second) * 10**6
+        rounded = _rounded(since + value.microsecond, scale)
+        if rounded >= _DAY_IN_MICROSECONDS:
             return value
+        moment = dt.datetime.min + dt.timedelta(microseconds=rounded)
         return moment.time().replace(tzinfo=value.tzinfo, fold=value.fold)
 
     return to_clock_time

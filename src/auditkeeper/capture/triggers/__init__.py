@@ -293,7 +293,6 @@ def row_triggers(
     quoted = preparer.format_table(table)
     row_trigger, truncate_trigger = (preparer.quote(n) for n in capture_trigger_names(table))
     flushed_trigger = preparer.quote(flushed_trigger_name(table))
-
     # The rows an announced statement changes here, its cascades' and its triggers'
     # included, are its statement triggers'; those of a statement the session logs
     # itself (``FLUSHED``) are the flushed trigger's, which checks them against the
