@@ -252,7 +252,7 @@ def test_a_bulk_statement_logged_from_python_waits_for_a_concurrent_writer(
             deadline = time.monotonic() + 10
             while not watcher.execute(waiting).scalar() and time.monotonic() < deadline:
                 time.sleep(0.02)
-            assert watcher.execute(waiting).scalar() == 1
+            assert watcher.execute(waiting).scalar() == 1, failures
     finally:
         other_transaction.commit()
         other.close()
