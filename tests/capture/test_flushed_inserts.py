@@ -21,7 +21,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 import auditkeeper
 from auditkeeper.capture.document import build_row
 from auditkeeper.capture.triggers import announcement
-from auditkeeper.capture.triggers.common import FLUSH_INSERT
+from auditkeeper.capture.triggers.common import FLUSH_ROWS
 from auditkeeper.model.sql_values import reads_alike
 from tests._support import POSTGRES_ONLY, log_rows, model_fixtures, sent_statements
 
@@ -78,7 +78,7 @@ def sent(engine: Engine) -> Iterator[list[str]]:
 
 def set_based(sent: list[str], table: Any = Sample.__table__) -> bool:
     """Whether the flush's INSERT carried the statement trigger's announcement."""
-    start = f"{announcement(table, postgresql.dialect())} {FLUSH_INSERT}"
+    start = f"{announcement(table, postgresql.dialect())} {FLUSH_ROWS}"
     return any(s.startswith(start) for s in sent)
 
 

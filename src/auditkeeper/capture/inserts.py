@@ -8,7 +8,7 @@ value the application assigned reads alike in Python and in SQL
 (``sql_values.reads_alike``: a decimal at the column's scale, a datetime in the
 session's offset, and so on). So before a flush whose new rows are of one table and
 all read alike, that table is chosen (``choose``). Its INSERT statements then start with
-the table's announcement and ``FLUSH_INSERT`` (``flush_insert_prefix``), once the
+the table's announcement and ``FLUSH_ROWS`` (``flush_rows_prefix``), once the
 transaction has checked that the triggers are there and of this version, and has set
 the flush's time and its actor (trigger_state); the flush builds no row for them. Any
 other new row, or a table without its triggers, is logged by the flush as before
@@ -43,6 +43,7 @@ __all__ = [
     "forget",
     "note_announced",
     "session_zone",
+    "set_based_tests",
     "stamp",
 ]
 
@@ -74,8 +75,13 @@ def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) 
         return
     (mapper,) = mappers
     plan = created[0][1]
-    tests = _tests(mapper, plan)
-    if tests is None:
+    tests = set_based_tests(mapper, plan)
+    table = mapper.local_table
+    if (
+        tests is None
+        or not isinstance(table, Table)  # set_based_tests
+        or "INSERT" not in statement_trigger_names(table, plan)
+    ):
         return
     connection = session.connection(bind_arguments={"mapper": mapper})
     zone = session_zone(connection)
@@ -87,8 +93,6 @@ def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) 
             if not (test(given[key], zone) if key in given else default_reads_alike):
                 return
     recorder.verify_engine(connection)  # as before the flush's own rows
-    table = mapper.local_table
-    assert isinstance(table, Table)  # _tests
     _chosen.set((table, statement_trigger_names(table, plan)["INSERT"]))
 
 
@@ -121,19 +125,23 @@ def forget() -> None:
 
 
 @functools.lru_cache(maxsize=512)
-def _tests(mapper: Mapper[Any], plan: ClassPlan) -> tuple[tuple[str, _Test, bool], ...] | None:
+def set_based_tests(
+    mapper: Mapper[Any], plan: ClassPlan
+) -> tuple[tuple[str, _Test, bool], ...] | None:
     """Per audited column: its key, the test of an assigned value, and whether a value
     not assigned reads alike (None, a scalar default that does, a value the database
     or an SQL expression computes, which the flush too would read back; not a Python
     function's, unless any value of the type reads alike). None when the class cannot
-    be left to the statement trigger at all."""
+    be left to its table's statement triggers at all: no statement triggers (a
+    partitioned table), not one table of its own, a composite key, collections, or a
+    column whose values may read otherwise in SQL."""
     table = mapper.local_table
     if (
         not isinstance(table, Table)
         or plan.collections
         or len(plan.primary_key) != 1
         or not single_table(mapper, plan)
-        or "INSERT" not in statement_trigger_names(table, plan)
+        or not statement_trigger_names(table, plan)
     ):
         return None
     tests = []

@@ -36,13 +36,13 @@ from sqlalchemy.exc import DBAPIError
 from ..model import values
 from ..model.statements import regclass_text
 from ..store.writer import OWN_STATEMENT
-from . import carried, inserts
+from . import carried, deletions, inserts
 from .context import actor_columns, current_actor
-from .triggers import flush_insert_prefix
+from .triggers import flush_rows_prefix
 from .triggers.common import (
     ACTOR_SETTING,
     CAPTURE_SUFFIX,
-    FLUSH_INSERT,
+    FLUSH_ROWS,
     FLUSHED,
     FLUSHED_AT,
     FLUSHED_SUFFIX,
@@ -74,21 +74,26 @@ _MARKED = "auditkeeper.flush_marked"
 _HAS_STATE = "auditkeeper.has_capture_state"
 _TRANSACTION = "auditkeeper.transaction_uuid"
 _LAST_ACTOR = "auditkeeper.last_actor"
-_INSERTS_READY = "auditkeeper.statement_inserts_ready"
+_STATEMENT_TRIGGERS = "auditkeeper.statement_triggers_told"
 _OWED = "auditkeeper.actor_owed"
 _SCOPE = "auditkeeper.autocommit_scope"
-_PER_TRANSACTION = (_SENT, _MARKED, _TRANSACTION, _LAST_ACTOR, _INSERTS_READY, _OWED)
+_PER_TRANSACTION = (_SENT, _MARKED, _TRANSACTION, _LAST_ACTOR, _STATEMENT_TRIGGERS, _OWED)
 """What ``connection.info`` knows of the database transaction under way."""
 _READY = (
     "EXISTS (SELECT 1 FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid "
     "WHERE t.tgrelid = to_regclass(%s) AND t.tgname = %s AND t.tgenabled <> 'D' "
-    "AND strpos(p.prosrc, %s) > 0) AND NOT EXISTS (SELECT 1 FROM pg_trigger b "
-    "WHERE b.tgrelid = to_regclass(%s) AND NOT b.tgisinternal AND b.tgtype & 7 = 7)"
+    "AND strpos(p.prosrc, %s) > 0)"
 )
-"""The statement trigger that logs a flush's INSERTs is there, enabled and of this
-version (it knows ``FLUSH_INSERT``), and no ``BEFORE INSERT`` row trigger may store
-something else than the flush assigned (tgtype: row 1, before 2, insert 4): then the
-flush logs its own rows, and the database's version is logged too (docs/raw-sql.md)."""
+"""The statement trigger that logs a flush's INSERTs or DELETEs is there, enabled and of
+this version (it knows ``FLUSH_ROWS``)."""
+_NO_BEFORE_INSERT = (
+    " AND NOT EXISTS (SELECT 1 FROM pg_trigger b WHERE b.tgrelid = to_regclass(%s) "
+    "AND NOT b.tgisinternal AND b.tgtype & 7 = 7)"
+)
+"""For INSERTs: no ``BEFORE INSERT`` row trigger may store something else than the flush
+assigned (tgtype: row 1, before 2, insert 4); with one, the flush logs its own rows, and
+the database's version is logged too (docs/raw-sql.md). A deletion's rows are read from
+what was deleted, whatever such a trigger did."""
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
 _SQLITE_MARK = (
@@ -216,9 +221,10 @@ def _mark_flushed(
     """PostgreSQL: start the text of a change the session logs itself (a flush's, a
     Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
     rows against those already written; any other change they log without looking. A
-    flush's INSERT that the table's statement trigger may log (capture/inserts.py)
-    starts with the table's announcement and ``FLUSH_INSERT`` instead. A one-record
-    flush's UPDATE or DELETE may carry the record's audit row (capture/carried.py)."""
+    flush's INSERT or DELETE that the table's statement trigger may log
+    (capture/inserts.py, capture/deletions.py) starts with the table's announcement and
+    ``FLUSH_ROWS`` instead. A one-record flush's UPDATE or DELETE may carry the record's
+    audit row (capture/carried.py)."""
     if (
         flushing.get()
         and context is not None
@@ -226,10 +232,19 @@ def _mark_flushed(
         and not context.execution_options.get(OWN_STATEMENT)
     ):
         table: Any = getattr(getattr(context.compiled, "statement", None), "table", None)
-        trigger = inserts.chosen(table) if context.isinsert else None
-        if trigger is not None and _statement_trigger_ready(connection, cursor, table, trigger):
-            inserts.note_announced(table)
-            return f"{flush_insert_prefix(table, connection.dialect)} {statement}", parameters
+        if context.isinsert:
+            trigger = inserts.chosen(table)
+            if trigger is not None and _statement_trigger_ready(
+                connection, cursor, table, trigger, "INSERT"
+            ):
+                inserts.note_announced(table)
+                return f"{flush_rows_prefix(table, connection.dialect)} {statement}", parameters
+        elif context.isdelete:
+            trigger = deletions.chosen(table)
+            if trigger is not None and _statement_trigger_ready(
+                connection, cursor, table, trigger, "DELETE"
+            ):
+                return deletions.as_one_statement(connection, context, parameters, executemany)
         if not context.isinsert:
             statement, parameters = carried.carry(
                 connection, statement, parameters, context, executemany
@@ -239,37 +254,45 @@ def _mark_flushed(
 
 
 @dataclass
-class _InsertsTold:
+class _StatementTriggersTold:
     """What a connection's transaction has told about the statement triggers that log
-    a flush's INSERTs: whether each table's is ready, and the flush time last set."""
+    a flush's INSERTs and DELETEs: whether each table's is ready, and the flush time
+    last set."""
 
     transaction: weakref.ref[Any]
-    ready: dict[Any, bool] = field(default_factory=dict)
+    ready: dict[tuple[Any, str], bool] = field(default_factory=dict)
     stamp: dt.datetime | None = None
 
 
-def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, trigger: str) -> bool:
-    """Whether ``table``'s statement trigger is there, enabled and of this version,
-    asked once per transaction; and, before the INSERT it is to log, that the triggers
-    know the flush's time and who acts: one round trip, when any of it is news."""
+def _statement_trigger_ready(
+    connection: Connection, cursor: Any, table: Any, trigger: str, verb: str
+) -> bool:
+    """Whether ``table``'s statement trigger of ``verb`` is there, enabled and of this
+    version, asked once per transaction; and, before the statement it is to log, that
+    the triggers know the flush's time and who acts: one round trip, when any of it is
+    news."""
     transaction = connection.get_transaction()
     if transaction is None:
         return False
-    known: _InsertsTold | None = connection.info.get(_INSERTS_READY)
+    known: _StatementTriggersTold | None = connection.info.get(_STATEMENT_TRIGGERS)
     if known is None or known.transaction() is not transaction:
-        known = _InsertsTold(weakref.ref(transaction))
-        connection.info[_INSERTS_READY] = known
+        known = _StatementTriggersTold(weakref.ref(transaction))
+        connection.info[_STATEMENT_TRIGGERS] = known
     ready = known.ready
-    if ready.get(table) is False:
+    if ready.get((table, verb)) is False:
         return False  # the flush logs the rows: nothing to tell the triggers first
     stamp = inserts.stamp()
     actor = current_actor()
     setting = actor_setting_to_send(connection, actor)
     asked, parameters = [], []
-    if table not in ready:
+    if (table, verb) not in ready:
         name = regclass_text(table, connection.dialect)
-        asked.append(_READY)
-        parameters += [name, trigger, FLUSH_INSERT, name]
+        if verb == "INSERT":
+            asked.append(_READY + _NO_BEFORE_INSERT)
+            parameters += [name, trigger, FLUSH_ROWS, name]
+        else:
+            asked.append(_READY)
+            parameters += [name, trigger, FLUSH_ROWS]
     if stamp is not None and stamp is not known.stamp:
         asked.append(f"set_config('{FLUSHED_AT}', %s, true)")
         parameters.append(stamp.isoformat())
@@ -280,12 +303,12 @@ def _statement_trigger_ready(connection: Connection, cursor: Any, table: Any, tr
         query = _positional(f"SELECT {', '.join(asked)}", connection.dialect.paramstyle)
         cursor.execute(query, parameters)
         answer = cursor.fetchone()
-        if table not in ready:
-            ready[table] = bool(answer[0])
+        if (table, verb) not in ready:
+            ready[(table, verb)] = bool(answer[0])
         known.stamp = stamp
         if setting is not None:
             note_actor_set(connection, actor)
-    return ready[table]
+    return ready[(table, verb)]
 
 
 def _before_execute(

@@ -18,7 +18,7 @@ __all__ = [
     "CAPTURED_BY",
     "FLUSHED",
     "FLUSHED_AT",
-    "FLUSH_INSERT",
+    "FLUSH_ROWS",
     "FLUSHED_SUFFIX",
     "LEADING_COMMENTS",
     "MARK",
@@ -37,10 +37,11 @@ FLUSHED = "/* auditkeeper:flushed */"
 session logs itself (a flush's, a Python-logged bulk statement's): only their changes
 are checked at commit against the rows already written; any other change is logged."""
 
-FLUSH_INSERT = "/* auditkeeper:flush-insert */"
-"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT that the
-statement trigger logs as the flush's own rows: at the flush's time (``FLUSHED_AT``),
-with the actor's context unmarked (capture/inserts.py)."""
+FLUSH_ROWS = "/* auditkeeper:flush-rows */"
+"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT or DELETE
+that the statement trigger logs as the flush's own rows: at the flush's time
+(``FLUSHED_AT``), with the actor's context unmarked (capture/inserts.py,
+capture/deletions.py)."""
 
 FLUSHED_AT = "auditkeeper.flushed_at"
 """PostgreSQL: the transaction-local setting that holds the running flush's time, for

@@ -41,7 +41,7 @@ from ..plan import AuditedColumn, ClassPlan
 from .common import (
     ACTOR_SETTING,
     CAPTURED_BY,
-    FLUSH_INSERT,
+    FLUSH_ROWS,
     FLUSHED_AT,
     MARK,
     STATEMENT_MARK,
@@ -57,7 +57,7 @@ __all__ = [
     "announced",
     "announcement",
     "announcement_token",
-    "flush_insert_prefix",
+    "flush_rows_prefix",
     "is_current_transaction_index",
     "link_function",
     "retired_statements",
@@ -429,10 +429,11 @@ def announced(table: Table, dialect: Dialect, *, behind_comments: bool) -> str:
     return query_starts_with(announcement(table, dialect), behind_comments=behind_comments)
 
 
-def flush_insert_prefix(table: Table, dialect: Dialect) -> str:
-    """What starts a flush's INSERT into ``table`` whose rows the statement trigger logs
-    as the flush's own (capture/inserts.py): the announcement, then ``FLUSH_INSERT``."""
-    return f"{announcement(table, dialect)} {FLUSH_INSERT}"
+def flush_rows_prefix(table: Table, dialect: Dialect) -> str:
+    """What starts a flush's INSERT into ``table`` or DELETE from it whose rows the
+    statement trigger logs as the flush's own (capture/inserts.py, capture/deletions.py):
+    the announcement, then ``FLUSH_ROWS``."""
+    return f"{announcement(table, dialect)} {FLUSH_ROWS}"
 
 
 def announcement_token(table: Table, dialect: Dialect) -> str:
@@ -466,12 +467,13 @@ def statement_function(
     """
     branches = []
     if plan.create is not None:
-        inserts = _set_inserts(tables, table, plan, dialect, behind_comments=behind_comments)
+        inserts = _flush_or_statement(tables, table, plan, dialect, "INSERT", behind_comments)
         branches.append(("INSERT", inserts))
     if plan.update is not None or plan.on_change:
         branches.append(("UPDATE", _set_update(tables, plan, dialect)))
     if plan.delete is not None:
-        branches.append(("DELETE", _set_one_side(tables, plan, dialect, "DELETE")))
+        deletions = _flush_or_statement(tables, table, plan, dialect, "DELETE", behind_comments)
+        branches.append(("DELETE", deletions))
     logs = "\n    ".join(
         f"{'ELSIF' if i else 'IF'} TG_OP = '{op}' THEN\n        {insert};"
         for i, (op, insert) in enumerate(branches)
@@ -520,21 +522,26 @@ def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
     )
 
 
-def _set_inserts(
-    tables: AuditTables, table: Table, plan: ClassPlan, dialect: Dialect, *, behind_comments: bool
+def _flush_or_statement(
+    tables: AuditTables,
+    table: Table,
+    plan: ClassPlan,
+    dialect: Dialect,
+    verb: str,
+    behind_comments: bool,
 ) -> str:
-    """The log of an INSERT's rows: as the flush's own (at the flush's time, which the
-    flush set in ``FLUSHED_AT``) when the announcement says so (capture/inserts.py),
-    else as a statement's."""
-    flushed = flush_insert_prefix(table, dialect)
+    """The log of an INSERT's or a DELETE's rows: as the flush's own (at the flush's
+    time, which the flush set in ``FLUSHED_AT``) when the announcement says so
+    (capture/inserts.py, capture/deletions.py), else as a statement's."""
+    flushed = flush_rows_prefix(table, dialect)
     stamp = (
         f"coalesce(nullif(current_setting({sql_literal(FLUSHED_AT)}, true), '')::timestamptz, "
         "clock_timestamp())"
     )
     return (
         f"IF {query_starts_with(flushed, behind_comments=behind_comments)} THEN\n            "
-        f"{_set_one_side(tables, plan, dialect, 'INSERT', flushed_at=stamp)};\n        ELSE\n"
-        f"            {_set_one_side(tables, plan, dialect, 'INSERT')};\n        END IF"
+        f"{_set_one_side(tables, plan, dialect, verb, flushed_at=stamp)};\n        ELSE\n"
+        f"            {_set_one_side(tables, plan, dialect, verb)};\n        END IF"
     )
 
 
