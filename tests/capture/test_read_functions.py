@@ -150,13 +150,14 @@ def test_reads_rolled_back_or_in_autocommit_send_no_actor(
 def test_a_flush_after_the_read_tells_the_actor_for_it(
     engine: Engine, tasks: Any, statements: list[str], records: int
 ) -> None:
-    """A one-record flush carries its row on the record's statement, a larger one
-    sends its rows in one INSERT: either sets the actor, so commit sends nothing."""
+    """A one-record flush carries its row on the record's statement, a larger one is
+    merged into one statement after the check of its statement trigger: either sets
+    the actor, so nothing else does."""
     with auditkeeper.acting_as(7), tasks() as session:
         session.execute(text("SELECT finish_tasks(1, 1)"))
         for task in session.query(Task).filter(Task.id.in_([3, 4][:records])):
             task.done = True
         statements.clear()
         session.commit()
-    assert _settings(statements) == 0
+    assert _settings([s for s in statements if "pg_trigger" not in s]) == 0
     assert [user for _, user, _ in _finishers(engine)] == [7] * (1 + records)

@@ -47,7 +47,7 @@ from ..model.sql_values import sqlite_same_value
 from ..model.tables import AuditTables
 from ..store.catalogue import sync_catalogue
 from ..store.writer import driver_insert, write_rows
-from . import carried, deletions, inserts
+from . import carried, inserts, merged
 from .bulk import capture_bulk_statement
 from .context import actor_columns, current_actor
 from .document import build_row
@@ -197,7 +197,7 @@ class Recorder:
         session.info[_STASH] = stash
         session.info[_LINKS] = links = self._collect_links(itertools.chain(dirty, new))
         inserts.choose(self, session, new)
-        deletions.choose(self, session, new + dirty, deleted)
+        merged.choose(self, session, new, dirty, deleted)
         carried.forget()
         if not links:
             self._expect_carried(session, stash, new + dirty, deleted)
@@ -238,9 +238,7 @@ class Recorder:
             if not list_only
         }
         flushed.update({state: False for state in links if state not in flushed})
-        # Tables whose new rows, or deleted ones, their statement trigger logged.
-        created_by_trigger = inserts.announced()
-        deleted_by_trigger = deletions.logged_by_trigger()
+        created_by_trigger = inserts.announced()  # tables whose new rows a trigger logged
         logged_by_statement = carried.carried()
         for state, is_delete in flushed.items():
             plan = self.plan_for(state.mapper)
@@ -254,8 +252,10 @@ class Recorder:
                 verb = "update"
             if verb == "create" and state.mapper.local_table in created_by_trigger:
                 continue
-            if verb == "delete" and state.mapper.local_table is deleted_by_trigger:
-                continue
+            if verb != "create" and state.key is not None:
+                logged = merged.logged_by_trigger(state.mapper.local_table, verb.upper())
+                if state.key[1][0] in logged:
+                    continue
             if getattr(plan, verb) is None and not (verb == "update" and plan.on_change):
                 continue
             changes.append((plan, state, verb))
@@ -293,13 +293,13 @@ class Recorder:
 
     def after_flush_postexec(self, session: Session, flush_context: UOWTransaction) -> None:
         inserts.forget()
-        deletions.forget()
+        merged.forget()
         carried.forget()
 
     def after_soft_rollback(self, session: Session, previous_transaction: Any) -> None:
         flushing.set(False)  # a failed flush ends here, without after_flush_postexec
         inserts.forget()
-        deletions.forget()
+        merged.forget()
         carried.forget()
         marked_connections()
 

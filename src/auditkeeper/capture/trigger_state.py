@@ -36,7 +36,7 @@ from sqlalchemy.exc import DBAPIError
 from ..model import values
 from ..model.statements import regclass_text
 from ..store.writer import OWN_STATEMENT
-from . import carried, deletions, inserts
+from . import carried, inserts, merged
 from .context import actor_columns, current_actor
 from .triggers import flush_rows_prefix
 from .triggers.common import (
@@ -84,16 +84,18 @@ _READY = (
     "WHERE t.tgrelid = to_regclass(%s) AND t.tgname = %s AND t.tgenabled <> 'D' "
     "AND strpos(p.prosrc, %s) > 0)"
 )
-"""The statement trigger that logs a flush's INSERTs or DELETEs is there, enabled and of
+"""The statement trigger that logs a flush's own rows of a verb is there, enabled and of
 this version (it knows ``FLUSH_ROWS``)."""
-_NO_BEFORE_INSERT = (
+_NO_BEFORE_ROW_TRIGGER = (
     " AND NOT EXISTS (SELECT 1 FROM pg_trigger b WHERE b.tgrelid = to_regclass(%s) "
-    "AND NOT b.tgisinternal AND b.tgtype & 7 = 7)"
+    "AND NOT b.tgisinternal AND b.tgtype & {mask} = {mask})"
 )
-"""For INSERTs: no ``BEFORE INSERT`` row trigger may store something else than the flush
-assigned (tgtype: row 1, before 2, insert 4); with one, the flush logs its own rows, and
-the database's version is logged too (docs/raw-sql.md). A deletion's rows are read from
-what was deleted, whatever such a trigger did."""
+"""For INSERTs and UPDATEs: no ``BEFORE`` row trigger of the verb may store something
+else than the flush assigned (tgtype: row 1, before 2, insert 4, update 16); with one,
+the flush logs its own rows, and the database's version is logged too
+(docs/raw-sql.md). A deletion's rows are read from what was deleted, whatever such a
+trigger did."""
+_VERB_BITS = {"INSERT": 4, "UPDATE": 16}
 _PG_SET = f"SELECT set_config('{ACTOR_SETTING}', %s, true)"
 _SQLITE_SET = f"UPDATE {STATE} SET actor = ? WHERE id = 1"
 _SQLITE_MARK = (
@@ -221,10 +223,10 @@ def _mark_flushed(
     """PostgreSQL: start the text of a change the session logs itself (a flush's, a
     Python-logged bulk statement's) with ``FLUSHED``, so that the triggers check its
     rows against those already written; any other change they log without looking. A
-    flush's INSERT or DELETE that the table's statement trigger may log
-    (capture/inserts.py, capture/deletions.py) starts with the table's announcement and
-    ``FLUSH_ROWS`` instead. A one-record flush's UPDATE or DELETE may carry the record's
-    audit row (capture/carried.py)."""
+    flush's INSERT that the table's statement trigger may log (capture/inserts.py), or
+    its UPDATEs or DELETEs merged into one statement (capture/merged.py), start with the
+    table's announcement and ``FLUSH_ROWS`` instead. A one-record flush's UPDATE or
+    DELETE may carry the record's audit row (capture/carried.py)."""
     if (
         flushing.get()
         and context is not None
@@ -239,12 +241,15 @@ def _mark_flushed(
             ):
                 inserts.note_announced(table)
                 return f"{flush_rows_prefix(table, connection.dialect)} {statement}", parameters
-        elif context.isdelete:
-            trigger = deletions.chosen(table)
+        else:
+            verb = "UPDATE" if context.isupdate else "DELETE"
+            trigger = merged.chosen(table, verb)
             if trigger is not None and _statement_trigger_ready(
-                connection, cursor, table, trigger, "DELETE"
+                connection, cursor, table, trigger, verb
             ):
-                return deletions.as_one_statement(connection, context, parameters, executemany)
+                one = merged.as_one_statement(connection, context, parameters, executemany)
+                if one is not None:
+                    return one
         if not context.isinsert:
             statement, parameters = carried.carry(
                 connection, statement, parameters, context, executemany
@@ -287,12 +292,11 @@ def _statement_trigger_ready(
     asked, parameters = [], []
     if (table, verb) not in ready:
         name = regclass_text(table, connection.dialect)
-        if verb == "INSERT":
-            asked.append(_READY + _NO_BEFORE_INSERT)
-            parameters += [name, trigger, FLUSH_ROWS, name]
-        else:
-            asked.append(_READY)
-            parameters += [name, trigger, FLUSH_ROWS]
+        asked.append(_READY)
+        parameters += [name, trigger, FLUSH_ROWS]
+        if verb in _VERB_BITS:
+            asked[-1] += _NO_BEFORE_ROW_TRIGGER.format(mask=3 | _VERB_BITS[verb])
+            parameters.append(name)
     if stamp is not None and stamp is not known.stamp:
         asked.append(f"set_config('{FLUSHED_AT}', %s, true)")
         parameters.append(stamp.isoformat())

@@ -38,10 +38,10 @@ session logs itself (a flush's, a Python-logged bulk statement's): only their ch
 are checked at commit against the rows already written; any other change is logged."""
 
 FLUSH_ROWS = "/* auditkeeper:flush-rows */"
-"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT or DELETE
-that the statement trigger logs as the flush's own rows: at the flush's time
-(``FLUSHED_AT``), with the actor's context unmarked (capture/inserts.py,
-capture/deletions.py)."""
+"""PostgreSQL: after a table's announcement, the comment of a flush's INSERT, or of its
+UPDATEs or DELETEs merged into one statement, whose rows the statement trigger logs as
+the flush's own: at the flush's time (``FLUSHED_AT``), with the actor's context
+unmarked (capture/inserts.py, capture/merged.py)."""
 
 FLUSHED_AT = "auditkeeper.flushed_at"
 """PostgreSQL: the transaction-local setting that holds the running flush's time, for

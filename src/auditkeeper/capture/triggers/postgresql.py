@@ -430,9 +430,9 @@ def announced(table: Table, dialect: Dialect, *, behind_comments: bool) -> str:
 
 
 def flush_rows_prefix(table: Table, dialect: Dialect) -> str:
-    """What starts a flush's INSERT into ``table`` or DELETE from it whose rows the
-    statement trigger logs as the flush's own (capture/inserts.py, capture/deletions.py):
-    the announcement, then ``FLUSH_ROWS``."""
+    """What starts a flush's statement on ``table`` whose rows the statement trigger logs
+    as the flush's own (an INSERT, capture/inserts.py; UPDATEs or DELETEs merged into
+    one, capture/merged.py): the announcement, then ``FLUSH_ROWS``."""
     return f"{announcement(table, dialect)} {FLUSH_ROWS}"
 
 
@@ -470,7 +470,8 @@ def statement_function(
         inserts = _flush_or_statement(tables, table, plan, dialect, "INSERT", behind_comments)
         branches.append(("INSERT", inserts))
     if plan.update is not None or plan.on_change:
-        branches.append(("UPDATE", _set_update(tables, plan, dialect)))
+        updates = _flush_or_statement(tables, table, plan, dialect, "UPDATE", behind_comments)
+        branches.append(("UPDATE", updates))
     if plan.delete is not None:
         deletions = _flush_or_statement(tables, table, plan, dialect, "DELETE", behind_comments)
         branches.append(("DELETE", deletions))
@@ -491,7 +492,9 @@ END
     return _trigger_function(name, body, set_based=True)
 
 
-def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
+def _set_update(
+    tables: AuditTables, plan: ClassPlan, dialect: Dialect, *, flushed_at: str | None = None
+) -> str:
     """The INSERT of every changed row of an UPDATE, from its transition tables: old and
     new rows paired by their order (both are written row by row, together; a statement
     may change the primary key). ``OFFSET 0`` keeps each step a step: pulled up into the
@@ -519,6 +522,7 @@ def _set_update(tables: AuditTables, plan: ClassPlan, dialect: Dialect) -> str:
         source=source,
         where="a.chosen IS NOT NULL",
         mark=STATEMENT_MARK,
+        flushed_at=flushed_at,
     )
 
 
@@ -530,18 +534,24 @@ def _flush_or_statement(
     verb: str,
     behind_comments: bool,
 ) -> str:
-    """The log of an INSERT's or a DELETE's rows: as the flush's own (at the flush's
-    time, which the flush set in ``FLUSHED_AT``) when the announcement says so
-    (capture/inserts.py, capture/deletions.py), else as a statement's."""
+    """The log of a statement's rows: as the flush's own (at the flush's time, which the
+    flush set in ``FLUSHED_AT``) when the announcement says so (capture/inserts.py,
+    capture/merged.py), else as a statement's."""
     flushed = flush_rows_prefix(table, dialect)
     stamp = (
         f"coalesce(nullif(current_setting({sql_literal(FLUSHED_AT)}, true), '')::timestamptz, "
         "clock_timestamp())"
     )
+    if verb == "UPDATE":
+        as_flushed = _set_update(tables, plan, dialect, flushed_at=stamp)
+        as_statement = _set_update(tables, plan, dialect)
+    else:
+        as_flushed = _set_one_side(tables, plan, dialect, verb, flushed_at=stamp)
+        as_statement = _set_one_side(tables, plan, dialect, verb)
     return (
         f"IF {query_starts_with(flushed, behind_comments=behind_comments)} THEN\n            "
-        f"{_set_one_side(tables, plan, dialect, verb, flushed_at=stamp)};\n        ELSE\n"
-        f"            {_set_one_side(tables, plan, dialect, verb)};\n        END IF"
+        f"{as_flushed};\n        ELSE\n"
+        f"            {as_statement};\n        END IF"
     )
 
 
