@@ -1,7 +1,7 @@
 """Any table and column name a database accepts: quotes, spaces, backslashes, percent
-signs, other scripts, names past PostgreSQL's 63 bytes. Raw SQL, a flush and a bulk
-statement on such a table are each logged once, the documents keyed by the column's
-name."""
+signs, other scripts, names past PostgreSQL's 63 bytes. Raw SQL, a flush (its updates
+and deletions merged into one statement on PostgreSQL) and a bulk statement on such a
+table are each logged once, the documents keyed by the column's name."""
 
 from __future__ import annotations
 
@@ -83,11 +83,20 @@ def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, col
             session.commit()
             session.execute(update(table).values({column_name: table.c[column_name] + 10}))
             session.commit()
-            delete = f"DELETE FROM {quoted.format_table(table)} WHERE {column} = 12"
+            for thing in session.scalars(select(Thing)).all():  # merged on PostgreSQL
+                setattr(thing, column_name, getattr(thing, column_name) + 100)
+            session.commit()
+            delete = f"DELETE FROM {quoted.format_table(table)} WHERE {column} = 112"
             raw = {"no_parameters": True}  # a ":" or "%" in a name is no parameter
             session.connection().exec_driver_sql(
                 as_sent(delete, engine.dialect), execution_options=raw
             )
+            session.commit()
+            added = [Thing(**{"id": n, column_name: n}) for n in (3, 4)]  # type: ignore[call-arg]
+            session.add_all(added)
+            session.commit()
+            for thing in session.scalars(select(Thing)).all():  # merged on PostgreSQL
+                session.delete(thing)
             session.commit()
         installation.uninstall()
         with Session(engine) as session:
@@ -99,9 +108,16 @@ def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, col
         assert changes == [
             (Action.CREATE, 1, 1),
             (Action.CREATE, 2, 2),
+            (Action.CREATE, 3, 3),
+            (Action.CREATE, 4, 4),
             (Action.UPDATE, 1, 1),
+            (Action.UPDATE, 1, 11),
             (Action.UPDATE, 2, 2),
-            (Action.DELETE, 2, 12),
+            (Action.UPDATE, 2, 12),
+            (Action.DELETE, 1, 111),
+            (Action.DELETE, 2, 112),
+            (Action.DELETE, 3, 3),
+            (Action.DELETE, 4, 4),
         ]
     finally:
         metadata.drop_all(engine)
