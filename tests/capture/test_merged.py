@@ -8,6 +8,8 @@ import contextlib
 import datetime as dt
 import decimal
 import enum
+import itertools
+import threading
 import uuid
 import warnings
 from collections.abc import Iterator
@@ -875,3 +877,46 @@ def test_a_value_the_database_rewrites_leaves_the_updates_to_the_flush(
         (2, "new b", None),
         (2, "NEW B", {"captured_by": "database trigger"}),
     ]
+
+
+@POSTGRES_ONLY
+def test_concurrent_merged_updates_leave_an_unbroken_history(engine: Engine, sessions):
+    """Writers that each update the same records from their own, soon stale, copies:
+    every committed update is logged once, each row's record before is the one the row
+    before it left, and the last row's after is what is stored."""
+    threads, per_thread = 4, 6
+    seed(sessions, *(Sample(id=n, label="seed", count=0) for n in range(1, 5)))
+    failures: list[BaseException] = []
+
+    def write(worker: int) -> None:
+        try:
+            with auditkeeper.acting_as(worker):
+                for round_ in range(per_thread):
+                    with sessions() as s:
+                        for sample in s.query(Sample).order_by(Sample.id).all():
+                            sample.label = f"worker {worker}, round {round_}"
+                            sample.count = (sample.count or 0) + 1  # from a copy soon stale
+                        s.commit()
+        except BaseException as error:  # reported by the test's thread
+            failures.append(error)
+
+    workers = [threading.Thread(target=write, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    with sessions() as s:
+        stored = {sample.id: (sample.label, sample.count) for sample in s.query(Sample)}
+    by_record: dict[int, list[Any]] = {}
+    for row in updates(engine):
+        by_record.setdefault(row.number_identifier, []).append(row)
+    for number, history in by_record.items():
+        history.sort(key=lambda row: row.id)
+        assert len(history) == threads * per_thread
+        assert history[0].previous["label"] == "seed"
+        for before, after in itertools.pairwise(history):
+            assert after.previous == before.current, number
+        last = history[-1].current
+        assert (last["label"], last["count"]) == stored[number]
+    assert sorted(by_record) == [1, 2, 3, 4]
