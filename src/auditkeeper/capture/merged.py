@@ -133,11 +133,17 @@ def choose(
     )
 
 
-def chosen(table: Any, verb: str) -> str | None:
-    """The name of the statement trigger that may log this flush's ``verb`` statements
-    on ``table``, or None when the flush logs their rows."""
+def chosen(table: Any, verb: str, executemany: bool) -> str | None:
+    """The name of the statement trigger that may log this flush statement's rows (a
+    ``verb`` on ``table``), or None when the flush logs them: always for one record's
+    UPDATE, which the record's own statement may carry (capture/carried.py)."""
     choice = _chosen.get()
-    if choice is None or choice.table is not table or choice.verb != verb:
+    if (
+        choice is None
+        or choice.table is not table
+        or choice.verb != verb
+        or (verb == "UPDATE" and not executemany)
+    ):
         return None
     return choice.trigger
 
@@ -168,8 +174,8 @@ def as_one_statement(
         keys = values_of(name)
         statement, arrays = _delete(choice, dialect), [keys]
     else:
-        if not executemany or compiled.effective_returning:
-            return None  # one record's: its row is the flush's, as is any RETURNING
+        if compiled.effective_returning:
+            return None  # the flush's, as SQLAlchemy reads what the statement returns
         merged = _merged_update(choice, compiled)
         if merged is None:
             return None

@@ -243,7 +243,7 @@ def _mark_flushed(
                 return f"{flush_rows_prefix(table, connection.dialect)} {statement}", parameters
         else:
             verb = "UPDATE" if context.isupdate else "DELETE"
-            trigger = merged.chosen(table, verb)
+            trigger = merged.chosen(table, verb, executemany)
             if trigger is not None and _statement_trigger_ready(
                 connection, cursor, table, trigger, verb
             ):
