@@ -101,10 +101,10 @@ def choose(
         or any(has_annotations(state) for state in states)
     ):
         return
-    connection = session.connection(bind_arguments={"mapper": mapper})
-    dialect = connection.dialect
+    dialect = session.get_bind(mapper=mapper).dialect
     if dialect.name != "postgresql" or dialect.paramstyle not in ("pyformat", "format"):
         return
+    connection = session.connection(bind_arguments={"mapper": mapper})
     columns = {audited.key: audited.column for audited in plan.columns}
     checked: set[Column[Any]] = set()
     if verb == "UPDATE":
