@@ -4,6 +4,7 @@ rows the flush would write, once each, and every other case is left to the flush
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import decimal
@@ -28,8 +29,10 @@ from sqlalchemy import (
     Numeric,
     String,
     TypeDecorator,
+    select,
     text,
 )
+from sqlalchemy import event as engine_events
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -920,3 +923,46 @@ def test_concurrent_merged_updates_leave_an_unbroken_history(engine: Engine, ses
         last = history[-1].current
         assert (last["label"], last["count"]) == stored[number]
     assert sorted(by_record) == [1, 2, 3, 4]
+
+
+@POSTGRES_ONLY
+def test_an_async_session_merges_its_updates_and_deletions(engine: Engine, database, sessions):
+    """psycopg 3's async driver: the same statements, the same rows."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    seed(sessions, *(Sample(id=n, label="old") for n in range(1, 5)))
+    sent: list[str] = []
+
+    async def main() -> None:
+        async_engine = create_async_engine(database.async_url(), connect_args=database.connect_args)
+        engine_events.listen(
+            async_engine.sync_engine,
+            "after_cursor_execute",
+            lambda conn, cursor, statement, *rest: sent.append(statement),
+        )
+        factory = async_sessionmaker(async_engine, expire_on_commit=False)
+        installation = keeper.install(factory)
+        try:
+            with auditkeeper.acting_as(3):
+                async with factory() as session:
+                    samples = (await session.scalars(select(Sample).order_by(Sample.id))).all()
+                    for sample in samples:
+                        sample.label = f"new {sample.id}"
+                    await session.commit()
+                    for sample in samples[:2]:
+                        await session.delete(sample)
+                    await session.commit()
+        finally:
+            installation.uninstall()
+            await async_engine.dispose()
+
+    asyncio.run(main())
+    assert len(merged_updates(sent)) == 1 and len(set_based(sent)) == 1
+    assert client_log_writes(sent) == 0
+    assert [(r.number_identifier, r.difference) for r in updates(engine)] == [
+        (n, {"label": ["old", f"new {n}"]}) for n in range(1, 5)
+    ]
+    assert [(r.number_identifier, r.user_id, r.context) for r in deletions(engine)] == [
+        (1, 3, None),
+        (2, 3, None),
+    ]
