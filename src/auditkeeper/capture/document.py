@@ -39,7 +39,8 @@ def build_row(
     holds the many-to-many relationships that changed, as the related records' keys
     before and after; they join ``difference`` under the relationship's name.
     On PostgreSQL, values its columns store otherwise than given are logged as stored:
-    a float in a ``REAL`` column as its four bytes keep it, and with ``zone``, the time
+    a float in a ``REAL`` column as its four bytes keep it, text in a ``VARCHAR(n)``
+    without the spaces past ``n`` that PostgreSQL cuts, and with ``zone``, the time
     zone of the session, a naive datetime given to a ``timestamptz`` column as the
     instant it reads there, an aware one given to a ``timestamp`` or ``date`` column as
     its wall time or day there.
@@ -79,9 +80,9 @@ def _as_stored(
     """``raw`` with each value as PostgreSQL stores it in its column (the same mapping
     when each already is as stored)."""
     stored: dict[str, Any] | None = None
-    for key, form in plan.postgresql_forms:
+    for key, form, length in plan.postgresql_forms:
         value = raw.get(key)
-        as_stored = _stored_form(value, form, zone)
+        as_stored = _stored_form(value, form, length, zone)
         if as_stored is not value:
             if stored is None:
                 stored = dict(raw)
@@ -89,7 +90,11 @@ def _as_stored(
     return raw if stored is None else stored
 
 
-def _stored_form(value: Any, form: str, zone: dt.tzinfo | None) -> Any:
+def _stored_form(value: Any, form: str, length: int | None, zone: dt.tzinfo | None) -> Any:
+    if form == "varchar":  # text past the length is refused on write, unless only spaces
+        if isinstance(value, str) and length is not None and len(value) > length:
+            return value[:length] if not value[length:].strip(" ") else value
+        return value
     if form == "float4":  # a number the column takes as a float (its coercion's types)
         if isinstance(value, bool) or not isinstance(value, int | float | decimal.Decimal):
             return value

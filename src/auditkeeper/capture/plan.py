@@ -24,6 +24,7 @@ from sqlalchemy import (
     Integer,
     Numeric,
     String,
+    Text,
     Time,
     Uuid,
 )
@@ -91,11 +92,11 @@ class ClassPlan:
     a related record changes no column of this class, but is a change of it."""
     keys: frozenset[str] = frozenset()
     """The audited attributes' keys: one subset test tells whether all are loaded."""
-    postgresql_forms: tuple[tuple[str, str], ...] = ()
-    """``(key, form)`` of the columns whose values PostgreSQL may store otherwise than
-    given, by what it depends on (``document.build_row``): ``"timestamptz"``,
+    postgresql_forms: tuple[tuple[str, str, int | None], ...] = ()
+    """``(key, form, length)`` of the columns whose values PostgreSQL may store otherwise
+    than given, by what it depends on (``document.build_row``): ``"timestamptz"``,
     ``"timestamp"`` and ``"date"`` on the session's time zone, ``"float4"`` on the
-    column's four bytes."""
+    column's four bytes, ``"varchar"`` on the column's length (spaces past it are cut)."""
 
     def update_action(self, changed: dict[str, Any]) -> int | None:
         """The domain action whose fields changed, else the update action."""
@@ -181,18 +182,24 @@ def build_plan(
         collections=collections,
         keys=frozenset(c.key for c in columns),
         postgresql_forms=tuple(
-            (c.key, form) for c in columns if (form := _postgresql_form(c.column.type))
+            (c.key, *form) for c in columns if (form := _postgresql_form(c.column.type))
         ),
     )
 
 
-def _postgresql_form(type_: TypeEngine[Any]) -> str | None:
+def _postgresql_form(type_: TypeEngine[Any]) -> tuple[str, int | None] | None:
     if isinstance(type_, DateTime):
-        return "timestamptz" if type_.timezone else "timestamp"
+        return ("timestamptz" if type_.timezone else "timestamp"), None
     if isinstance(type_, Date):
-        return "date"
+        return "date", None
     if is_float4(type_):
-        return "float4"
+        return "float4", None
+    if (
+        isinstance(type_, String)
+        and not isinstance(type_, Text | CHAR | NCHAR | Enum)
+        and type_.length is not None
+    ):
+        return "varchar", type_.length
     return None
 
 
