@@ -9,7 +9,7 @@ import enum
 import itertools
 from typing import Any
 
-from hypothesis import HealthCheck, given, note, settings
+from hypothesis import HealthCheck, assume, example, given, note, settings
 from hypothesis import strategies as st
 from sqlalchemy import Column, Integer, MetaData, Table, insert, select, update
 from sqlalchemy.orm import Session, registry, sessionmaker
@@ -43,9 +43,14 @@ class Kind(enum.IntEnum):
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(table_name=names, column_name=names)
+@example(table_name="t", column_name="__dict__")  # no attribute can have that name
+@example(table_name="%(x)s", column_name="%s")
 def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, column_name: str):
     if column_name == "id":
         column_name = "id2"
+    # SQLAlchemy turns its binds into SQLite's "?" by a search that a "%(" in a name
+    # throws off: its own Core UPDATE of such a column fails, without auditkeeper.
+    assume(database.dialect != "sqlite" or "%(" not in table_name + column_name)
     run = next(_counter)
     table_name = f"{run}{table_name}"  # apart from the tables of the examples before
     note(f"table {table_name!r}, column {column_name!r}")
@@ -64,7 +69,10 @@ def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, col
     class Thing:
         pass
 
-    registry(metadata=metadata).map_imperatively(Thing, table)
+    # The ORM attribute has a name of its own: "__dict__" cannot be one.
+    registry(metadata=metadata).map_imperatively(
+        Thing, table, properties={"value": table.c[column_name]}
+    )
     auditkeeper.audited(
         entity_type=Kind.THING, create=Action.CREATE, update=Action.UPDATE, delete=Action.DELETE
     )(Thing)
@@ -79,12 +87,12 @@ def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, col
         column = quoted.quote(column_name)
         with auditkeeper.acting_as(1), factory() as session:
             session.execute(insert(table).values({"id": 1, column_name: 1}))  # bulk
-            session.add(Thing(**{"id": 2, column_name: 2}))  # type: ignore[call-arg]
+            session.add(Thing(id=2, value=2))  # type: ignore[call-arg]
             session.commit()
             session.execute(update(table).values({column_name: table.c[column_name] + 10}))
             session.commit()
             for thing in session.scalars(select(Thing)).all():  # merged on PostgreSQL
-                setattr(thing, column_name, getattr(thing, column_name) + 100)
+                thing.value += 100  # type: ignore[attr-defined]
             session.commit()
             delete = f"DELETE FROM {quoted.format_table(table)} WHERE {column} = 112"
             raw = {"no_parameters": True}  # a ":" or "%" in a name is no parameter
@@ -92,8 +100,7 @@ def test_every_path_logs_a_table_of_any_name(database: Any, table_name: str, col
                 as_sent(delete, engine.dialect), execution_options=raw
             )
             session.commit()
-            added = [Thing(**{"id": n, column_name: n}) for n in (3, 4)]  # type: ignore[call-arg]
-            session.add_all(added)
+            session.add_all([Thing(id=n, value=n) for n in (3, 4)])  # type: ignore[call-arg]
             session.commit()
             for thing in session.scalars(select(Thing)).all():  # merged on PostgreSQL
                 session.delete(thing)
