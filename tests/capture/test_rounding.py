@@ -9,7 +9,7 @@ import decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Numeric
 from sqlalchemy.dialects import postgresql
@@ -79,10 +79,16 @@ def test_a_timestamp_is_rounded_to_its_precision_as_postgresql_rounds_it(
 # PostgreSQL refuses a value a REAL cannot hold (past 3.4e38, or a nonzero one under
 # 1.2e-38): the application's write fails; nothing is logged.
 @given(
-    value=st.floats(min_value=-3e38, max_value=3e38).filter(
-        lambda value: value == 0 or abs(value) >= 1.2e-38
+    value=st.one_of(
+        st.floats(min_value=-3e38, max_value=3e38).filter(
+            lambda value: value == 0 or abs(value) >= 1.2e-38
+        ),
+        # Integers past 2**24, half of them halfway between two REALs.
+        st.integers(min_value=2**24, max_value=2**31).map(float),
     )
 )
+@example(value=33821310.0)  # halfway: PostgreSQL writes the REAL it keeps, 33821312
+@example(value=16777217.0)
 def test_a_real_is_written_as_postgresql_reads_its_four_bytes_back(
     connection: Connection, value: float
 ) -> None:

@@ -122,8 +122,9 @@ def _as_float4(value: float) -> float:
     if not math.isfinite(single):
         return single
     for digits in range(1, 10):
-        shortest = float(f"{single:.{digits}g}")
-        if _in_four_bytes(shortest) == single:
+        text = f"{single:.{digits}g}"
+        shortest = float(text)
+        if _in_four_bytes(shortest) == single and not _halfway(text, single):
             return shortest
     return single
 
@@ -131,6 +132,26 @@ def _as_float4(value: float) -> float:
 def _in_four_bytes(value: float) -> float:
     single: float = struct.unpack("f", struct.pack("f", value))[0]
     return single
+
+
+def _halfway(text: str, single: float) -> bool:
+    """Whether the decimal ``text`` lies exactly halfway between the REAL ``single`` and
+    a neighbour: it reads back as ``single`` only by rounding the tie to even, and
+    PostgreSQL's shortest output never writes such a decimal (33821310 for the REAL
+    33821312, which it writes in full)."""
+    magnitude = abs(single)
+    (bits,) = struct.unpack("<I", struct.pack("<f", magnitude))
+    with decimal.localcontext(prec=400):  # exact: a REAL has under 120 decimal digits
+        doubled = 2 * abs(decimal.Decimal(text))
+        for neighbour_bits in (bits - 1, bits + 1):
+            if neighbour_bits < 0:
+                continue
+            (neighbour,) = struct.unpack("<f", struct.pack("<I", neighbour_bits))
+            if math.isfinite(neighbour) and doubled == decimal.Decimal(magnitude) + decimal.Decimal(
+                neighbour
+            ):
+                return True
+    return False
 
 
 def _read_in(wall: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
