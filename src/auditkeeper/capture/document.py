@@ -142,14 +142,12 @@ def _halfway(text: str, single: float) -> bool:
     magnitude = abs(single)
     (bits,) = struct.unpack("<I", struct.pack("<f", magnitude))
     with decimal.localcontext(prec=400):  # exact: a REAL has under 120 decimal digits
-        doubled = 2 * abs(decimal.Decimal(text))
+        doubled, here = 2 * abs(decimal.Decimal(text)), decimal.Decimal(magnitude)
         for neighbour_bits in (bits - 1, bits + 1):
             if neighbour_bits < 0:
                 continue
             (neighbour,) = struct.unpack("<f", struct.pack("<I", neighbour_bits))
-            if math.isfinite(neighbour) and doubled == decimal.Decimal(magnitude) + decimal.Decimal(
-                neighbour
-            ):
+            if math.isfinite(neighbour) and doubled == here + decimal.Decimal(neighbour):
                 return True
     return False
 

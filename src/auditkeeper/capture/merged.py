@@ -253,13 +253,13 @@ def _update(choice: _Choice, dialect: Dialect, columns: list[Column[Any]]) -> st
     )
 
 
-def logged_by_trigger(table: Any, verb: str) -> set[Any]:
-    """The keys of the records of ``table`` whose ``verb`` rows the statement trigger
-    logged in this flush."""
+def logged_by_trigger() -> tuple[Table | None, str, set[Any]]:
+    """The table, verb and record keys whose rows the statement trigger logged in this
+    flush (no table: none)."""
     choice = _chosen.get()
-    if choice is None or choice.table is not table or choice.verb != verb:
-        return set()
-    return choice.sent
+    if choice is None or not choice.sent:
+        return None, "", set()
+    return choice.table, choice.verb.lower(), choice.sent
 
 
 def forget() -> None:

@@ -239,6 +239,7 @@ class Recorder:
         }
         flushed.update({state: False for state in links if state not in flushed})
         created_by_trigger = inserts.announced()  # tables whose new rows a trigger logged
+        merged_table, merged_verb, merged_keys = merged.logged_by_trigger()
         logged_by_statement = carried.carried()
         for state, is_delete in flushed.items():
             plan = self.plan_for(state.mapper)
@@ -252,10 +253,13 @@ class Recorder:
                 verb = "update"
             if verb == "create" and state.mapper.local_table in created_by_trigger:
                 continue
-            if verb != "create" and state.key is not None:
-                logged = merged.logged_by_trigger(state.mapper.local_table, verb.upper())
-                if state.key[1][0] in logged:
-                    continue
+            if (
+                verb == merged_verb
+                and state.mapper.local_table is merged_table
+                and state.key is not None
+                and state.key[1][0] in merged_keys
+            ):
+                continue
             if getattr(plan, verb) is None and not (verb == "update" and plan.on_change):
                 continue
             changes.append((plan, state, verb))

@@ -261,8 +261,8 @@ def _mark_flushed(
 @dataclass
 class _StatementTriggersTold:
     """What a connection's transaction has told about the statement triggers that log
-    a flush's INSERTs and DELETEs: whether each table's is ready, and the flush time
-    last set."""
+    a flush's own rows: whether each table's trigger of a verb is ready, and the flush
+    time last set."""
 
     transaction: weakref.ref[Any]
     ready: dict[tuple[Any, str], bool] = field(default_factory=dict)
