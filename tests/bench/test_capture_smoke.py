@@ -112,7 +112,9 @@ def test_worker_prints_json_and_the_table_renders(tmp_path: Path):
     table = render({"rows": ROWS, "batch": BATCH, "repetitions": 1}, [base, mine])
     assert f"(d) {describe('d', ROWS, BATCH)}" in table
     assert "| SQLite | (d)" in table
-    assert "SQLite (d): no peer audits it; audit statements per flush [3.0]: NOT 1" in table
+    assert (
+        "SQLite (d): no peer in this run; audit statements per flush [3.0] (no target here)"
+    ) in table
 
 
 def test_plan_shuffles_each_repetition_and_skips_postgresql_only_peers():
