@@ -50,9 +50,7 @@ def _documents(size: int) -> list[dict[str, Any]]:
     model = build("auditkeeper")
     plan = model.extra["keeper"]._recorder.plan_for(inspect(model.Item))
     items = [model.Item(id=i, **item_row(i)) for i in range(1, size + 1)]
-    rows = [
-        _row(plan, inspect(item), "create", {}, {}, {}, dialect="postgresql") for item in items
-    ]
+    rows = [_row(plan, inspect(item), "create", {}, {}, {}, dialect="postgresql") for item in items]
     return [row for row in rows if row is not None]
 
 
