@@ -43,7 +43,7 @@ __all__ = [
     "forget",
     "note_announced",
     "session_zone",
-    "set_based_tests",
+    "set_based_target",
     "stamp",
 ]
 
@@ -74,15 +74,10 @@ def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) 
     if len(mappers) != 1:
         return
     (mapper,) = mappers
-    plan = created[0][1]
-    tests = set_based_tests(mapper, plan)
-    table = mapper.local_table
-    if (
-        tests is None
-        or not isinstance(table, Table)  # set_based_tests
-        or "INSERT" not in statement_trigger_names(table, plan)
-    ):
+    target = set_based_target(mapper, created[0][1], "INSERT")
+    if target is None:
         return
+    table, trigger, tests = target
     connection = session.connection(bind_arguments={"mapper": mapper})
     zone = session_zone(connection)
     if zone is None:
@@ -93,7 +88,7 @@ def choose(recorder: Recorder, session: Session, new: list[InstanceState[Any]]) 
             if not (test(given[key], zone) if key in given else default_reads_alike):
                 return
     recorder.verify_engine(connection)  # as before the flush's own rows
-    _chosen.set((table, statement_trigger_names(table, plan)["INSERT"]))
+    _chosen.set((table, trigger))
 
 
 def chosen(table: Any) -> str | None:
@@ -124,8 +119,22 @@ def forget() -> None:
     _stamp.set(None)
 
 
+def set_based_target(
+    mapper: Mapper[Any], plan: ClassPlan, verb: str
+) -> tuple[Table, str, tuple[tuple[str, _Test, bool], ...]] | None:
+    """The table whose statement trigger of ``verb`` may log ``mapper``'s rows, that
+    trigger's name, and the tests of the values (``_set_based_tests``); None when the
+    class's rows of that verb cannot be left to it."""
+    tests = _set_based_tests(mapper, plan)
+    table = mapper.local_table
+    if tests is None or not isinstance(table, Table):  # _set_based_tests: never a join
+        return None
+    trigger = statement_trigger_names(table, plan).get(verb)
+    return None if trigger is None else (table, trigger, tests)
+
+
 @functools.lru_cache(maxsize=512)
-def set_based_tests(
+def _set_based_tests(
     mapper: Mapper[Any], plan: ClassPlan
 ) -> tuple[tuple[str, _Test, bool], ...] | None:
     """Per audited column: its key, the test of an assigned value, and whether a value

@@ -17,7 +17,7 @@ row count is the one the ``executemany`` had, so SQLAlchemy's check of it stands
 (bench/README.md, fifteenth session).
 
 The trigger's documents are the records as stored. They are the flush's when every
-column's stored value reads alike in SQL and in Python (``inserts.set_based_tests``) and,
+column's stored value reads alike in SQL and in Python (``inserts.set_based_target``) and,
 for an update, every value the application assigned does too, in the session's time
 zone: those are checked before the flush (``choose``). Everything else is left to the
 flush, record by record: the rows of a statement not merged (one record's, an
@@ -39,8 +39,8 @@ from sqlalchemy.sql.schema import Column
 from ..model.sql_values import reads_alike
 from .context import current_actor
 from .events import has_annotations
-from .inserts import session_zone, set_based_tests
-from .triggers import flush_rows_prefix, statement_trigger_names
+from .inserts import session_zone, set_based_target
+from .triggers import flush_rows_prefix
 
 if TYPE_CHECKING:
     from .recorder import Recorder
@@ -90,17 +90,15 @@ def choose(
         return
     (mapper,) = mappers
     plan = recorder.plan_for(mapper)
-    table = mapper.local_table
-    tests = None if plan is None else set_based_tests(mapper, plan)
+    target = None if plan is None else set_based_target(mapper, plan, verb)
     if (
         plan is None
-        or tests is None
-        or not isinstance(table, Table)  # set_based_tests
+        or target is None
         or mapper.version_id_col is not None
-        or verb not in statement_trigger_names(table, plan)
         or any(has_annotations(state) for state in states)
     ):
         return
+    table, trigger, tests = target
     dialect = session.get_bind(mapper=mapper).dialect
     if dialect.name != "postgresql" or dialect.paramstyle not in ("pyformat", "format"):
         return
@@ -125,7 +123,7 @@ def choose(
         _Choice(
             table,
             verb,
-            statement_trigger_names(table, plan)[verb],
+            trigger,
             plan.primary_key[0].column,
             frozenset(columns.values()),
             frozenset(checked),
