@@ -20,9 +20,6 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import (
-    JSON,
-    BigInteger,
-    DateTime,
     Engine,
     ForeignKey,
     Integer,
@@ -41,7 +38,7 @@ from auditkeeper.capture.document import build_row
 from auditkeeper.capture.triggers import announcement
 from auditkeeper.capture.triggers.common import FLUSH_ROWS
 from tests._support import POSTGRES_ONLY, log_rows, model_fixtures, sent_statements
-from tests.capture.test_flushed_inserts import TEXT
+from tests.capture.test_flushed_inserts import TEXT, SampleColumns
 from tests.capture.test_flushed_inserts import VALUES as ANY_VALUES
 
 
@@ -72,20 +69,8 @@ VERBS = {"create": Action.CREATE, "update": Action.UPDATE, "delete": Action.DELE
 
 
 @auditkeeper.audited(entity_type=Kind.SAMPLE, **VERBS)
-class Sample(Base):
+class Sample(SampleColumns, Base):
     __tablename__ = "samples"
-    id: Mapped[int] = mapped_column(primary_key=True)
-    label: Mapped[str | None]
-    count: Mapped[int | None] = mapped_column(BigInteger)
-    flag: Mapped[bool | None]
-    key: Mapped[uuid.UUID | None]
-    day: Mapped[dt.date | None]
-    moment: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
-    naive: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    amount: Mapped[decimal.Decimal | None] = mapped_column(Numeric(12, 2))
-    free: Mapped[decimal.Decimal | None] = mapped_column(Numeric)
-    doc: Mapped[Any] = mapped_column(JSON, nullable=True)
-    password: Mapped[str | None]  # redacted by name
 
 
 @auditkeeper.audited(entity_type=Kind.TEXT_KEYED, **VERBS)
