@@ -461,6 +461,47 @@ def test_without_its_statement_trigger_the_flush_logs_the_deletions(engine: Engi
 
 
 @POSTGRES_ONLY
+@pytest.mark.parametrize("through_session", [True, False], ids=["session", "engine"])
+def test_raw_sql_that_forges_the_flush_announcement_is_still_logged(
+    engine: Engine, sessions, through_session: bool
+):
+    """The announcement only moves a statement's rows to the statement trigger: raw SQL
+    that starts as a merged flush's statements do still has every row it changes logged,
+    once, as stored."""
+    seed(sessions, Sample(id=1, label="a"), Sample(id=2, label="b"), Sample(id=3, label="c"))
+    start = f"{announcement(Sample.__table__, postgresql.dialect())} {FLUSH_ROWS}"
+    statements = [
+        f"{start} UPDATE samples SET label = 'forged ' || id WHERE id IN (1, 2)",
+        f"{start} DELETE FROM samples WHERE id = 3",
+        f"{start} INSERT INTO samples (id, label) VALUES (4, 'new')",
+    ]
+    if through_session:
+        with sessions() as s:
+            for statement in statements:
+                s.connection().exec_driver_sql(statement)
+            s.commit()
+    else:
+        with engine.begin() as connection:
+            for statement in statements:
+                connection.exec_driver_sql(statement)
+    logged = [
+        (
+            r.action,
+            r.number_identifier,
+            (r.previous or {}).get("label"),
+            (r.current or {}).get("label"),
+        )
+        for r in rows(engine)[3:]
+    ]
+    assert sorted(logged) == [
+        (Action.CREATE, 4, None, "new"),
+        (Action.UPDATE, 1, "a", "forged 1"),
+        (Action.UPDATE, 2, "b", "forged 2"),
+        (Action.DELETE, 3, "c", None),
+    ]
+
+
+@POSTGRES_ONLY
 def test_a_rolled_back_savepoint_takes_the_deletions_with_it(engine: Engine, sessions, sent):
     seed(sessions, *(Sample(id=n) for n in range(1, 5)))
     with sessions() as s:
